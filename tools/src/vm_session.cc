@@ -1,0 +1,44 @@
+#include "vm_session.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+
+namespace ferry::tools {
+
+nlohmann::json status_json(const vmm::MachineStatus& s) {
+  return {{"state", s.state},
+          {"memory_bytes", s.memory_bytes},
+          {"vcpus", s.vcpus},
+          {"vcpu_exits", s.vcpu_exits},
+          {"serial_bytes", s.serial_bytes},
+          {"unclaimed_io", s.unclaimed_io},
+          {"throttle_percent", s.throttle_percent},
+          {"dirty_logging", s.dirty_logging}};
+}
+
+void add_basic_control_handlers(vmm::ControlServer& server, vmm::Machine& machine) {
+  server.on("status", [&machine](const nlohmann::json&, vmm::ControlResponder&) {
+    return nlohmann::json{{"ok", true}, {"status", status_json(machine.status())}};
+  });
+  server.on("pause", [&machine](const nlohmann::json&, vmm::ControlResponder&) {
+    auto rc = machine.pause();
+    return rc ? nlohmann::json{{"ok", true}}
+              : nlohmann::json{{"ok", false}, {"error", rc.error().message()}};
+  });
+  server.on("resume", [&machine](const nlohmann::json&, vmm::ControlResponder&) {
+    auto rc = machine.resume();
+    return rc ? nlohmann::json{{"ok", true}}
+              : nlohmann::json{{"ok", false}, {"error", rc.error().message()}};
+  });
+  server.on("quit", [&machine](const nlohmann::json&, vmm::ControlResponder&) {
+    machine.stop(vmm::MachineExit{vmm::MachineExit::Kind::Quit, 0, "quit requested"});
+    return nlohmann::json{{"ok", true}};
+  });
+}
+
+void print_error(const char* cmd, const std::string& message) {
+  std::fprintf(stderr, "ferry %s: %s\n", cmd, message.c_str());
+}
+
+}  // namespace ferry::tools

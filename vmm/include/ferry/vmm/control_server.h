@@ -1,0 +1,73 @@
+// ControlServer: the VMM's control socket (`--control PATH`). A unix stream socket,
+// mode 0600, speaking newline-delimited JSON: each request is one object with "cmd";
+// a handler may stream event lines ({"event": ...}) before its final reply
+// ({"ok": true, ...} or {"ok": false, "error": "..."}). docs/control-socket.md has the
+// commands. Connections are served one at a time on the server's own thread.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "ferry/kernel-interfaces/unique_fd.h"
+#include "ferry/vmm/vmm_error.h"
+
+namespace ferry::vmm {
+
+/// Lets a handler send event lines to the client while it works.
+class ControlResponder {
+ public:
+  explicit ControlResponder(int fd) : fd_(fd) {}
+  /// Sends one JSON line; false if the client went away (the handler may carry on).
+  bool send(const nlohmann::json& line);
+
+ private:
+  int fd_;
+};
+
+using ControlHandler =
+    std::function<nlohmann::json(const nlohmann::json& request, ControlResponder& responder)>;
+
+/// Largest request line accepted; longer lines are refused without being buffered.
+inline constexpr size_t kMaxControlRequestBytes = 64 * 1024;
+
+class ControlServer {
+ public:
+  /// Creates the socket at `path` with mode 0600. Refuses a path that is a symlink, a
+  /// non-socket file, a live socket, or lies in a world-writable directory without the
+  /// sticky bit; a stale socket left by a dead VMM is replaced.
+  static VmmResult<std::unique_ptr<ControlServer>> create(const std::string& path);
+  ~ControlServer();
+
+  /// Registers the handler for requests whose "cmd" equals `name` (before start()).
+  void on(const std::string& name, ControlHandler handler);
+  void start();
+  void stop();
+  const std::string& path() const { return path_; }
+
+ private:
+  ControlServer(std::string path, kernel::UniqueFd listener)
+      : path_(std::move(path)), listener_(std::move(listener)) {}
+  void serve();
+  void serve_client(int fd);
+  nlohmann::json dispatch(const std::string& line, ControlResponder& responder);
+
+  std::string path_;
+  kernel::UniqueFd listener_;
+  std::map<std::string, ControlHandler> handlers_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+/// Client side: sends `request` to the socket at `path` and calls `on_line` for every
+/// line received until the final reply (a line with "ok"), which it returns.
+VmmResult<nlohmann::json> control_request(const std::string& path, const nlohmann::json& request,
+                                          const std::function<void(const nlohmann::json&)>& on_line,
+                                          int timeout_ms = 10'000);
+
+}  // namespace ferry::vmm
