@@ -8,5 +8,6 @@
 namespace ferry::tools {
 
 void add_run_command(CLI::App& app, int& exit_code);
+void add_model_command(CLI::App& app, int& exit_code);
 
 }  // namespace ferry::tools
