@@ -327,6 +327,13 @@ static void bsp_main(uint32_t mbi_addr, uint32_t magic) {
         print_str("FERRY-GUEST hello");
         finish(EXIT_OK, 0, 0, 0);
     }
+    if (g.cfg.mode == GL_MODE_FAULT) {
+        /* Exercise the exception path: a ring-3 write above the 4 GiB identity map. */
+        g.go = 2;
+        print_str("FERRY-GUEST fault: writing to 0x4000000000 (unmapped)");
+        *(volatile uint64_t *)(uintptr_t)0x4000000000ull = 1;
+        finish(EXIT_VERIFY_FAIL, 0, 1, 0);
+    }
     if (!fits) {
         fail_early(EXIT_BAD_CMDLINE, "FERRY-GUEST bad-cmdline: wss does not fit in guest RAM",
                    0, 0);

@@ -62,12 +62,14 @@ set -- -enable-kvm -cpu host,-arch-capabilities -m "$mem" -smp "$cpus" \
     -kernel "$guest" -device isa-debug-exit,iobase=0xf4,iosize=0x04
 if [ "$machine" = microvm ]; then
     # microvm: no PCI, no ACPI; its first virtio-mmio transport (the one a lone
-    # virtio-blk-device lands on) is the highest one, 512 bytes at 0xfeb00e00, IRQ 12.
-    set -- -M microvm,x-option-roms=off,rtc=off,pit=off,pic=off,isa-serial=on "$@"
+    # virtio-blk-device lands on) is the last one (bus 23): 512 bytes at 0xfeb02e00. The guest
+    # polls, so the IRQ number is informational.
+    set -- -M microvm,x-option-roms=off,rtc=off,pit=off,pic=off,isa-serial=on \
+        -global virtio-mmio.force-legacy=false "$@"
     if [ -n "$disk" ]; then
         set -- "$@" -drive "id=d0,file=$disk,format=raw,if=none,cache=none" \
             -device virtio-blk-device,drive=d0
-        cmdline="$cmdline virtio_mmio.device=512@0xfeb00e00:12"
+        cmdline="$cmdline virtio_mmio.device=512@0xfeb02e00:12"
     fi
 else
     set -- -M pc "$@"

@@ -144,8 +144,10 @@ static int apply_kv(struct gl_config *cfg, const char *k, uint32_t kl, const cha
             cfg->mode = GL_MODE_BADVIRTIO;
         } else if (tok_eq(v, vl, "hello")) {
             cfg->mode = GL_MODE_HELLO;
+        } else if (tok_eq(v, vl, "fault")) {
+            cfg->mode = GL_MODE_FAULT;
         } else {
-            *err = "mode must be workload, badvirtio or hello";
+            *err = "mode must be workload, badvirtio, hello or fault";
             return 0;
         }
         return 1;
@@ -299,7 +301,17 @@ void gl_parse_cmdline(const char *s, struct gl_config *cfg, struct gl_parse_resu
 }
 
 const char *gl_mode_name(enum gl_mode m) {
-    return m == GL_MODE_BADVIRTIO ? "badvirtio" : m == GL_MODE_HELLO ? "hello" : "workload";
+    switch (m) {
+    case GL_MODE_BADVIRTIO:
+        return "badvirtio";
+    case GL_MODE_HELLO:
+        return "hello";
+    case GL_MODE_FAULT:
+        return "fault";
+    case GL_MODE_WORKLOAD:
+    default:
+        return "workload";
+    }
 }
 
 const char *gl_pattern_name(enum gl_pattern p) {

@@ -89,7 +89,7 @@ uint64_t gl_picker_next(struct gl_picker *p);
 
 /* ---- command line ----------------------------------------------------------------------- */
 
-enum gl_mode { GL_MODE_WORKLOAD = 0, GL_MODE_BADVIRTIO = 1, GL_MODE_HELLO = 2 };
+enum gl_mode { GL_MODE_WORKLOAD = 0, GL_MODE_BADVIRTIO = 1, GL_MODE_HELLO = 2, GL_MODE_FAULT = 3 };
 
 struct gl_virtio_dev {
     uint64_t base;
