@@ -3,7 +3,7 @@
 // it; request numbers come from <linux/kvm.h>. Errors carry the ioctl name.
 #pragma once
 
-#include <linux/kvm.h>
+#include "ferry/kernel-interfaces/linux_kvm.h"
 
 #include <cstdint>
 #include <memory>
