@@ -298,7 +298,7 @@ void VirtioBlock::drain_available() {
     std::vector<Request> batch;
     {
       std::lock_guard lock(mu_);
-      if (paused_ || holds_ > 0 || !queue_ || broken_) {
+      if (paused_ || holds_ > 0 || !queue_ || broken_ || stop_.load()) {
         return;
       }
       busy_ = true;
