@@ -1,12 +1,81 @@
 #include "block_device.h"
 
+#include "ferry/kernel-interfaces/le_bytes.h"
+#include "ferry/vmm/devices/virtio_block.h"
+
 namespace ferry::vmm {
 
-VmmResult<std::unique_ptr<BlockDevice>> BlockDevice::create(GuestMemory&, IrqLine&,
+namespace {
+
+// The bus keeps a pointer to this forwarder; restore swaps the device behind it.
+class VirtioBlockDevice final : public BlockDevice, public MmioDevice {
+ public:
+  VirtioBlockDevice(GuestMemory& memory, IrqLine& irq, BlockConfig config,
+                    std::unique_ptr<VirtioBlock> device)
+      : memory_(memory), irq_(irq), config_(std::move(config)), device_(std::move(device)) {}
+
+  MmioDevice& transport() override { return *this; }
+  void mmio_read(uint64_t offset, std::span<uint8_t> data) override {
+    device_->mmio().mmio_read(offset, data);
+  }
+  void mmio_write(uint64_t offset, std::span<const uint8_t> data) override {
+    device_->mmio().mmio_write(offset, data);
+  }
+  void quiesce() override { device_->quiesce(); }
+  void unquiesce() override { device_->resume(); }
+
+  VmmResult<std::vector<uint8_t>> save_state() override {
+    std::vector<uint8_t> out;
+    ByteWriter w(out);
+    encode_virtio_block_state(device_->save(), w);
+    return out;
+  }
+
+  VmmResult<void> restore_state(std::span<const uint8_t> blob) override {
+    ByteReader r(blob);
+    auto state = decode_virtio_block_state(r);
+    if (!state) {
+      return fail(state.error());
+    }
+    if (!r.at_end()) {
+      return fail(vmm_error(VmmErrc::RestoreState, "virtio-blk state: trailing bytes"));
+    }
+    // Migrated contents were written through the old device: make them durable first.
+    if (auto flushed = device_->flush(); !flushed) {
+      return fail(vmm_error(VmmErrc::DiskIo, "flush disk before restore: " +
+                                                 flushed.error().message));
+    }
+    auto restored = VirtioBlock::restore(memory_, irq_, config_, *state);
+    if (!restored) {
+      return fail(restored.error());
+    }
+    device_ = std::move(*restored);
+    device_->quiesce();  // the machine resumes it together with the vCPUs
+    return {};
+  }
+
+  migration::MigratableDisk& migratable() override { return *device_; }
+
+ private:
+  GuestMemory& memory_;
+  IrqLine& irq_;
+  BlockConfig config_;
+  std::unique_ptr<VirtioBlock> device_;
+};
+
+}  // namespace
+
+VmmResult<std::unique_ptr<BlockDevice>> BlockDevice::create(GuestMemory& memory, IrqLine& irq,
                                                             const DiskConfig& config) {
-  // Wired to the virtio-blk device once it lands (in progress in vmm/src/devices/).
-  return fail(vmm_error(VmmErrc::OpenDisk,
-                        "disk '" + config.path + "': virtio-blk is not wired into this build"));
+  BlockConfig block;
+  block.path = config.path;
+  block.read_only = config.read_only;
+  auto device = VirtioBlock::create(memory, irq, block);
+  if (!device) {
+    return fail(device.error());
+  }
+  return std::unique_ptr<BlockDevice>(
+      new VirtioBlockDevice(memory, irq, std::move(block), std::move(*device)));
 }
 
 }  // namespace ferry::vmm
