@@ -321,8 +321,13 @@ StreamError TlsStream::handshake_error(int ret) {
     StreamErrc errc = err.errc == StreamErrc::TimedOut || err.errc == StreamErrc::Aborted
                           ? err.errc
                           : StreamErrc::Tls;
+    std::string hint = err.errc == StreamErrc::Closed
+                           ? " (the peer hung up mid-handshake: does it expect plaintext, "
+                             "i.e. no --tls-dir, or did it refuse us?)"
+                           : "";
     return StreamError{errc, err.code,
-                       fmt::format("TLS handshake with {} failed: {}", where, err.message())};
+                       fmt::format("TLS handshake with {} failed: {}{}", where, err.message(),
+                                   hint)};
   }
   return StreamError{StreamErrc::Tls, {},
                      fmt::format("TLS handshake with {} failed: {}", where,
@@ -345,7 +350,9 @@ StreamError TlsStream::record_error(int ret, const char* what) {
     // In TLS 1.3 the server checks the client certificate after the client finished, so
     // a refusal reaches the client here, as an alert instead of the confirmation record.
     return StreamError{StreamErrc::Tls, {},
-                       fmt::format("{}: the peer refused the TLS session (it did not accept our certificate): {}", peer_, openssl)};
+                       fmt::format("{}: the peer refused the TLS session (it did not accept "
+                                   "our certificate): {}",
+                                   peer_, openssl)};
   }
   return StreamError{StreamErrc::Tls, {}, fmt::format("{} {}: {}", what, peer_, openssl)};
 }
