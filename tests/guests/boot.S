@@ -14,6 +14,8 @@
 #define UDATA 0x18
 #define UCODE 0x20
 #define TSS_SEL0 0x28
+#define KCODE32 (TSS_SEL0 + 16 * MAX_CPUS) /* flat 32-bit code, for the SIPI trampoline */
+#define TRAMP_BASE 0x8000                  /* SIPI vector 0x08 */
 
 #define MAX_CPUS 8
 #define KSTACK_SIZE 16384
@@ -73,14 +75,17 @@ entry32:
 entry64_from32:
     mov %edi, %eax
     mov %esi, %ebx
+    xor %esi, %esi /* no vCPU-count hint on this path */
     /* fall through */
 
-/* ---- 64-bit entry: every vCPU; EAX = magic, EBX = multiboot info (BSP) ---- */
+/* ---- 64-bit entry: every vCPU; EAX = magic, EBX = multiboot info (BSP),
+ *      RSI = number of vCPUs (Ferry's loader; 0 = unknown) ---- */
     .globl entry64
 entry64:
     cli
     mov %eax, %r14d
     mov %ebx, %r15d
+    mov %rsi, %r12
     mov $1, %eax
     xor %ecx, %ecx
     cpuid
@@ -131,12 +136,43 @@ entry64:
     mov %r13d, %edi
     mov %r15d, %esi
     mov %r14d, %edx
+    mov %r12, %rcx
     iretq
 
 park: /* APIC ID beyond MAX_CPUS: this vCPU takes no part */
     cli
     hlt
     jmp park
+
+/* ---- SIPI trampoline: copied to TRAMP_BASE by the BSP when it has to start the APs
+ *      itself (multiboot path); real mode -> protected mode -> entry32 ---- */
+#define TRAMP(sym) (TRAMP_BASE + ((sym) - ap_tramp_start))
+    .code16
+    .globl ap_tramp_start
+ap_tramp_start:
+    cli
+    xor %ax, %ax
+    mov %ax, %ds
+    lgdtl TRAMP(tramp_gdtr)
+    mov %cr0, %eax
+    or $1, %eax
+    mov %eax, %cr0
+    ljmpl $KCODE32, $TRAMP(tramp32)
+    .code32
+tramp32:
+    mov $KDATA, %eax
+    mov %eax, %ds
+    mov %eax, %es
+    mov %eax, %ss
+    mov $entry32, %eax
+    jmp *%eax
+    .balign 8
+tramp_gdtr:
+    .word gdt_end - gdt - 1
+    .long gdt
+    .globl ap_tramp_end
+ap_tramp_end:
+    .code64
 
 /* ---- exception stubs: push (error code, vector), then the common path ---- */
 .macro EXC_NOERR n
@@ -228,6 +264,7 @@ gdt:
     .long 0
     .set cpu, cpu + 1
     .endr
+    .quad 0x00cf9a000000ffff /* KCODE32: flat 32-bit ring-0 code */
 gdt_end:
 
     .balign 8

@@ -61,10 +61,39 @@ static void fail_early(uint32_t status, const char *what, const char *detail, ui
     finish(status, 0, 0, 0);
 }
 
+static uint64_t max_u64(uint64_t a, uint64_t b) {
+    return a > b ? a : b;
+}
+
+/* End of the image and of the boot structures the loader put after it (QEMU places the
+ * multiboot info, command line and memory map right after bss_end). */
+static uint64_t boot_data_end(const struct mb_info *mbi) {
+    uint64_t end = (uint64_t)(uintptr_t)_end;
+    if (!mbi) {
+        return end;
+    }
+    uint64_t m = (uint64_t)(uintptr_t)mbi;
+    if (m >= MIB) {
+        end = max_u64(end, m + sizeof(*mbi));
+    }
+    if ((mbi->flags & MB_INFO_CMDLINE) && mbi->cmdline >= MIB) {
+        const char *c = (const char *)(uintptr_t)mbi->cmdline;
+        uint64_t len = 0;
+        while (c[len]) {
+            len++;
+        }
+        end = max_u64(end, mbi->cmdline + len + 1);
+    }
+    if ((mbi->flags & MB_INFO_MMAP) && mbi->mmap_addr >= MIB) {
+        end = max_u64(end, (uint64_t)mbi->mmap_addr + mbi->mmap_length);
+    }
+    return end;
+}
+
 static void plan_ram(const struct mb_info *mbi, struct ram_plan *plan) {
     uint64_t image_end = (uint64_t)(uintptr_t)_end;
     plan->total_bytes = 0;
-    plan->free_start = align_up(image_end, 2 * MIB);
+    plan->free_start = align_up(boot_data_end(mbi), 2 * MIB);
     plan->free_end = 0;
     if (mbi && (mbi->flags & MB_INFO_MMAP)) {
         uint64_t p = mbi->mmap_addr;
@@ -103,7 +132,33 @@ static void print_warnings(const struct gl_parse_result *res) {
     }
 }
 
-static uint32_t wait_for_aps(uint32_t want) {
+static void spin_ns(uint64_t ns) {
+    uint64_t t = guest_now(0);
+    while (guest_now(0) - t < ns) {
+        cpu_relax();
+    }
+}
+
+/* Multiboot loaders (QEMU) leave APs waiting for INIT/SIPI: copy the real-mode trampoline
+ * to 0x8000 and send INIT, SIPI, SIPI to all but ourselves through the xAPIC ICR, which
+ * ring 3 reaches like any MMIO. Ferry starts APs at entry64 itself. */
+static void start_aps_with_sipi(void) {
+    extern char ap_tramp_start[], ap_tramp_end[];
+    const uint64_t icr_lo = 0xfee00300ull, icr_hi = 0xfee00310ull;
+    memcpy((void *)(uintptr_t)0x8000, ap_tramp_start, (size_t)(ap_tramp_end - ap_tramp_start));
+    mmio_write32(icr_hi, 0);
+    mmio_write32(icr_lo, 0x000c4500u); /* INIT, assert, all excluding self */
+    spin_ns(10000000ull);
+    for (int i = 0; i < 2; i++) {
+        mmio_write32(icr_lo, 0x000c4600u | (0x8000u >> 12)); /* STARTUP, vector 0x08 */
+        spin_ns(200000ull);
+    }
+}
+
+static uint32_t wait_for_aps(uint32_t want, uint64_t loader_cpus) {
+    if (want > 1 && loader_cpus == 0) {
+        start_aps_with_sipi();
+    }
     uint64_t start = guest_now(0);
     uint32_t n = 1;
     for (uint32_t cpu = 1; cpu < want; cpu++) {
@@ -270,6 +325,20 @@ static void run_workload(void) {
             cpu_relax();
         }
     }
+    for (uint32_t i = 0; i < g.nvcpus; i++) {
+        gl_line_reset(&l);
+        gl_line_str(&l, "vcpu cpu=");
+        gl_line_u64(&l, i);
+        gl_line_str(&l, " pages=");
+        gl_line_u64(&l, g_vcpu[i].npages);
+        gl_line_str(&l, " writes=");
+        gl_line_u64(&l, g_vcpu[i].writes);
+        gl_line_str(&l, " failures=");
+        gl_line_u64(&l, g_vcpu[i].failures);
+        gl_line_str(&l, " time_backwards=");
+        gl_line_u64(&l, g_vcpu[i].time_backwards);
+        print_line(&l);
+    }
     uint64_t bad_pages = workload_verify_all();
     uint64_t nsectors = 0;
     uint64_t bad_sectors = disk_verify_all(&nsectors);
@@ -293,7 +362,7 @@ static void run_workload(void) {
     finish(failures || backwards ? EXIT_VERIFY_FAIL : EXIT_OK, sum_writes(), failures, backwards);
 }
 
-static void bsp_main(uint32_t mbi_addr, uint32_t magic) {
+static void bsp_main(uint32_t mbi_addr, uint32_t magic, uint64_t loader_cpus) {
     const struct mb_info *mbi = (const struct mb_info *)(uintptr_t)mbi_addr;
     g_vcpu[0].last_ns = 0;
     if (magic != MB_BOOT_MAGIC) {
@@ -318,7 +387,10 @@ static void bsp_main(uint32_t mbi_addr, uint32_t magic) {
     struct ram_plan plan;
     plan_ram(mbi, &plan);
     g.mem_mib = (plan.total_bytes + MIB / 2) / MIB;
-    g.nvcpus = g.cfg.mode == GL_MODE_WORKLOAD ? wait_for_aps(g.cfg.cpus) : 1;
+    if (g.cfg.cpus == 0) {
+        g.cfg.cpus = loader_cpus >= 1 && loader_cpus <= MAX_CPUS ? (uint32_t)loader_cpus : 1;
+    }
+    g.nvcpus = g.cfg.mode == GL_MODE_WORKLOAD ? wait_for_aps(g.cfg.cpus, loader_cpus) : 1;
     uint64_t next = 0;
     int fits = place_memory(&plan, &next);
     print_ready();
@@ -372,10 +444,12 @@ static void bsp_main(uint32_t mbi_addr, uint32_t magic) {
     run_workload();
 }
 
-__attribute__((noreturn)) void guest_main(uint32_t cpu, uint32_t mbi, uint32_t magic) {
+/* boot.S irets here: cpu = APIC ID, loader_cpus = RSI at entry64 (Ferry: vCPU count). */
+__attribute__((noreturn)) void guest_main(uint32_t cpu, uint32_t mbi, uint32_t magic,
+                                          uint64_t loader_cpus) {
     if (cpu != 0) {
         ap_main(cpu);
     }
-    bsp_main(mbi, magic);
+    bsp_main(mbi, magic, loader_cpus);
     guest_exit(EXIT_OK);
 }

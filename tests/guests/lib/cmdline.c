@@ -79,7 +79,7 @@ void gl_config_defaults(struct gl_config *cfg) {
     cfg->report_ms = 1000;
     cfg->disk = -1;
     cfg->disk_ops = 8;
-    cfg->cpus = 1;
+    cfg->cpus = 0; /* auto: the loader's vCPU count, else 1 */
     cfg->tsc_khz = 0;
     cfg->seed = 1;
     cfg->n_virtio = 0;

@@ -108,7 +108,7 @@ struct gl_config {
     uint32_t report_ms;
     int32_t disk;          /* -1 = auto (on if a device exists), 0 off, 1 on */
     uint32_t disk_ops;     /* write+read-back operations per report interval */
-    uint32_t cpus;         /* vCPUs expected to run the workload */
+    uint32_t cpus;         /* vCPUs to run the workload; 0 = auto (loader's count or 1) */
     uint64_t tsc_khz;      /* 0 = unknown */
     uint64_t seed;
     uint32_t n_virtio;

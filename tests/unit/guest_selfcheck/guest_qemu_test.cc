@@ -126,6 +126,22 @@ TEST(GuestQemu, WorkloadVerifiesItself) {
     EXPECT_GT(std::stoull(done["writes"]), 4096u);
 }
 
+TEST(GuestQemu, TwoVcpusEachDirtyTheirSlice) {
+    SKIP_WITHOUT_QEMU();
+    // QEMU's multiboot starts only the BSP; the guest starts the AP with INIT/SIPI.
+    GuestRun r = run_guest("cpus=2 wss=16 duration=1 pattern=random", "-c 2");
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_EQ(fields(r, "FERRY-GUEST ready")["vcpus"], "2");
+    for (const char *cpu : {"vcpu cpu=0", "vcpu cpu=1"}) {
+        auto v = fields(r, cpu);
+        ASSERT_FALSE(v.empty()) << r.out;
+        EXPECT_EQ(v["pages"], "2048");
+        EXPECT_GT(std::stoull(v["writes"]), 2048u) << cpu;
+        EXPECT_EQ(v["failures"], "0");
+    }
+    EXPECT_EQ(count_prefix(r, "verify ok"), 1) << r.out;
+}
+
 TEST(GuestQemu, FullFillHotSet) {
     SKIP_WITHOUT_QEMU();
     GuestRun r = run_guest("wss=16 duration=1 fill=full pattern=hot hot=2");

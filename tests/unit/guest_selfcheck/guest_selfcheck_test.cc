@@ -178,7 +178,7 @@ TEST(GuestCmdline, Defaults) {
     EXPECT_EQ(p.cfg.duration_s, 10u);
     EXPECT_EQ(p.cfg.report_ms, 1000u);
     EXPECT_EQ(p.cfg.disk, -1);
-    EXPECT_EQ(p.cfg.cpus, 1u);
+    EXPECT_EQ(p.cfg.cpus, 0u);  // auto
     EXPECT_EQ(p.cfg.n_virtio, 0u);
     Parsed n = parse(nullptr);
     EXPECT_TRUE(n.res.ok);
