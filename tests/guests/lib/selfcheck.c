@@ -22,32 +22,68 @@ static inline uint64_t rotl64(uint64_t v, unsigned r) {
     return (v << r) | (v >> (64u - r));
 }
 
+/* Four independent lanes so the multiply chains overlap (the checksum runs on every write
+ * with fill=full); word i (3..511) goes to lane i & 3. */
+struct ck_lanes {
+    uint64_t h[4];
+};
+
+static inline void lanes_init(struct ck_lanes *c, uint64_t seed) {
+    c->h[0] = seed;
+    c->h[1] = seed ^ 0x1111111111111111ull;
+    c->h[2] = seed ^ 0x2222222222222222ull;
+    c->h[3] = seed ^ 0x3333333333333333ull;
+}
+
+static inline void lanes_add(struct ck_lanes *c, uint32_t i, uint64_t w) {
+    c->h[i & 3] = rotl64(c->h[i & 3] ^ w, 29) * GL_MUL;
+}
+
+static inline uint64_t lanes_final(const struct ck_lanes *c) {
+    return gl_mix64(c->h[0] ^ rotl64(c->h[1], 16) ^ rotl64(c->h[2], 32) ^ rotl64(c->h[3], 48));
+}
+
 uint64_t gl_page_checksum(const uint64_t *page, enum gl_fill fill) {
     uint64_t h = gl_header_checksum(page[0], page[1]);
-    if (fill == GL_FILL_FULL) {
-        for (uint32_t i = 3; i < GL_PAGE_WORDS; i++) {
-            h = rotl64(h ^ page[i], 29) * GL_MUL;
-        }
-        h = gl_mix64(h);
+    if (fill != GL_FILL_FULL) {
+        return h;
     }
-    return h;
+    struct ck_lanes c;
+    lanes_init(&c, h);
+    lanes_add(&c, 3, page[3]);
+    for (uint32_t i = 4; i < GL_PAGE_WORDS; i += 4) {
+        lanes_add(&c, i, page[i]);
+        lanes_add(&c, i + 1, page[i + 1]);
+        lanes_add(&c, i + 2, page[i + 2]);
+        lanes_add(&c, i + 3, page[i + 3]);
+    }
+    return lanes_final(&c);
+}
+
+static inline uint64_t content_word(uint64_t s) {
+    s = (s ^ (s >> 31)) * GL_MUL;
+    return s ^ (s >> 29);
 }
 
 void gl_page_fill(uint64_t *page, uint64_t gpa, uint64_t seq, enum gl_fill fill) {
+    uint64_t h = gl_header_checksum(seq, gpa);
     if (fill == GL_FILL_FULL) {
         /* Content is a function of (gpa, seq) and looks random, so it does not compress and
-         * a copy of an older version is always distinguishable. */
+         * a copy of an older version is always distinguishable. The checksum is folded in
+         * while writing: one pass over the page. */
         uint64_t s = gl_mix64(gpa ^ (seq * GL_GOLDEN));
+        struct ck_lanes c;
+        lanes_init(&c, h);
         for (uint32_t i = 3; i < GL_PAGE_WORDS; i++) {
-            s += GL_GOLDEN;
-            uint64_t z = s;
-            z = (z ^ (z >> 31)) * GL_MUL;
-            page[i] = z ^ (z >> 29);
+            uint64_t w = content_word(s + (uint64_t)i * GL_GOLDEN);
+            page[i] = w;
+            lanes_add(&c, i, w);
         }
+        h = lanes_final(&c);
     }
     page[1] = gpa;
     page[0] = seq;
-    page[2] = gl_page_checksum(page, fill);
+    page[2] = h;
 }
 
 enum gl_page_state gl_page_check(const uint64_t *page, uint64_t gpa, uint64_t expected_seq,
