@@ -304,6 +304,9 @@ static void run_workload(void) {
         }
     }
     disk_exercise(g.cfg.disk_ops);
+    if (g.cfg.inject != GL_INJECT_NONE) {
+        workload_inject();
+    }
     struct gl_line l;
     gl_line_reset(&l);
     gl_line_str(&l, "FERRY-GUEST running init_ms=");

@@ -147,6 +147,22 @@ void workload_run(uint32_t cpu, uint64_t deadline_ns) {
     s->writes += writes;
 }
 
+void workload_inject(void) {
+    /* The last page of the working set: written once more, then its previous version is
+     * put back (stale, as a lost migration update would leave it), or one bit of it is
+     * flipped (corrupt). The table keeps the newer seq, so the checker must notice. */
+    uint64_t idx = g.ws_pages - 1;
+    uint64_t *page = page_ptr(idx);
+    if (g.cfg.inject == GL_INJECT_STALE) {
+        static uint64_t old[GL_PAGE_WORDS];
+        memcpy(old, page, GL_PAGE_SIZE);
+        check_and_write(0, idx);
+        memcpy(page, old, GL_PAGE_SIZE);
+    } else if (g.cfg.inject == GL_INJECT_CORRUPT) {
+        page[g.cfg.fill == GL_FILL_FULL ? 300 : 2] ^= 1ull << 40;
+    }
+}
+
 uint64_t workload_verify_all(void) {
     uint64_t bad = 0;
     for (uint64_t idx = 0; idx < g.ws_pages; idx++) {

@@ -70,6 +70,8 @@ void workload_init_slice(uint32_t cpu);
 void workload_run(uint32_t cpu, uint64_t deadline_ns);
 /* Verify every page of the working set; returns the number of bad pages. */
 uint64_t workload_verify_all(void);
+/* inject=stale|corrupt: damage the last working-set page on purpose (checker self-test). */
+void workload_inject(void);
 void ap_main(uint32_t cpu) __attribute__((noreturn));
 
 /* Disk exercise (disk.c). */

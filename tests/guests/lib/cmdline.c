@@ -82,6 +82,7 @@ void gl_config_defaults(struct gl_config *cfg) {
     cfg->cpus = 0; /* auto: the loader's vCPU count, else 1 */
     cfg->tsc_khz = 0;
     cfg->seed = 1;
+    cfg->inject = GL_INJECT_NONE;
     cfg->n_virtio = 0;
     for (uint32_t i = 0; i < GL_MAX_VIRTIO; i++) {
         cfg->virtio[i].base = 0;
@@ -161,6 +162,19 @@ static int apply_kv(struct gl_config *cfg, const char *k, uint32_t kl, const cha
             cfg->pattern = GL_PATTERN_HOT;
         } else {
             *err = "pattern must be seq, random or hot";
+            return 0;
+        }
+        return 1;
+    }
+    if (tok_eq(k, kl, "inject")) {
+        if (tok_eq(v, vl, "stale")) {
+            cfg->inject = GL_INJECT_STALE;
+        } else if (tok_eq(v, vl, "corrupt")) {
+            cfg->inject = GL_INJECT_CORRUPT;
+        } else if (tok_eq(v, vl, "none")) {
+            cfg->inject = GL_INJECT_NONE;
+        } else {
+            *err = "inject must be none, stale or corrupt";
             return 0;
         }
         return 1;

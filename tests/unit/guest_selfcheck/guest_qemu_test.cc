@@ -4,8 +4,16 @@
 // is unavailable (QEMU comes from Debian's qemu-system-x86 package).
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
 
 #include <cstdio>
 #include <cstdlib>
@@ -166,6 +174,33 @@ TEST(GuestQemu, RateLimitHolds) {
     EXPECT_GE(checked, 4);
 }
 
+TEST(GuestQemu, InjectedStalePageIsCaught) {
+    SKIP_WITHOUT_QEMU();
+    // The guest puts the last page back to its previous version after the init pass; the
+    // next write to it (or the final pass) must report it, exactly once.
+    for (const char *fill : {"header", "full"}) {
+        GuestRun r = run_guest(std::string("wss=16 duration=1 inject=stale fill=") + fill);
+        EXPECT_EQ(r.status, 1) << r.out;
+        auto fail = fields(r, "verify FAIL kind=");
+        EXPECT_EQ(fail["kind"], "stale") << r.out;
+        EXPECT_EQ(fail["page"], "0x" + [] {
+            char b[32];
+            std::snprintf(b, sizeof(b), "%x", 0x200000 + 16 * 1024 * 1024 - 4096);
+            return std::string(b);
+        }()) << r.out;
+        EXPECT_EQ(std::stoull(fail["expected"]), std::stoull(fail["got"]) + 1);
+        EXPECT_EQ(fields(r, "verify FAIL total=")["total"], "1") << r.out;
+        EXPECT_EQ(fields(r, "FERRY-GUEST done")["failures"], "1");
+    }
+}
+
+TEST(GuestQemu, InjectedCorruptionIsCaught) {
+    SKIP_WITHOUT_QEMU();
+    GuestRun r = run_guest("wss=16 duration=1 inject=corrupt fill=full pattern=random");
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_EQ(fields(r, "verify FAIL kind=")["kind"], "corrupt") << r.out;
+}
+
 TEST(GuestQemu, BadCommandLineExitsTwo) {
     SKIP_WITHOUT_QEMU();
     GuestRun r = run_guest("wss=16 pattern=zigzag");
@@ -244,6 +279,167 @@ TEST(GuestQemu, BadVirtioLeavesQemuAlive) {
     for (const auto &l : r.lines) {
         EXPECT_EQ(l.find("result=dead"), std::string::npos) << l;
     }
+}
+
+// ---- live migration under QEMU: the guest must verify itself on the destination ----
+
+class Qemu {
+  public:
+    Qemu(std::vector<std::string> args) {
+        std::vector<char *> argv;
+        for (auto &a : args) {
+            argv.push_back(a.data());
+        }
+        argv.push_back(nullptr);
+        if (posix_spawnp(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) {
+            pid_ = -1;
+        }
+    }
+    ~Qemu() {
+        if (pid_ > 0 && !reaped_) {
+            kill(pid_, SIGKILL);
+            waitpid(pid_, nullptr, 0);
+        }
+    }
+    // Exit status (QEMU's), or -1 on timeout.
+    int wait_exit(int timeout_s) {
+        for (int i = 0; i < timeout_s * 20; i++) {
+            int st = 0;
+            if (waitpid(pid_, &st, WNOHANG) == pid_) {
+                reaped_ = true;
+                return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        return -1;
+    }
+    bool started() const { return pid_ > 0; }
+
+  private:
+    pid_t pid_ = -1;
+    bool reaped_ = false;
+};
+
+class Qmp {
+  public:
+    explicit Qmp(const std::string &path) {
+        for (int i = 0; i < 100 && fd_ < 0; i++) {
+            int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            sockaddr_un sa{};
+            sa.sun_family = AF_UNIX;
+            std::snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path.c_str());
+            if (connect(fd, reinterpret_cast<sockaddr *>(&sa), sizeof(sa)) == 0) {
+                fd_ = fd;
+            } else {
+                close(fd);
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            }
+        }
+        if (fd_ >= 0) {
+            read_line();  // greeting
+            cmd("qmp_capabilities");
+        }
+    }
+    ~Qmp() {
+        if (fd_ >= 0) {
+            close(fd_);
+        }
+    }
+    bool ok() const { return fd_ >= 0; }
+    nlohmann::json cmd(const std::string &name, nlohmann::json args = nullptr) {
+        nlohmann::json req{{"execute", name}};
+        if (!args.is_null()) {
+            req["arguments"] = args;
+        }
+        std::string line = req.dump() + "\n";
+        if (write(fd_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+            return nullptr;
+        }
+        for (;;) {
+            std::string reply = read_line();
+            if (reply.empty()) {
+                return nullptr;
+            }
+            auto j = nlohmann::json::parse(reply, nullptr, false);
+            if (j.contains("return") || j.contains("error")) {
+                return j;
+            }
+        }
+    }
+
+  private:
+    std::string read_line() {
+        std::string out;
+        char c;
+        while (read(fd_, &c, 1) == 1) {
+            if (c == '\n') {
+                return out;
+            }
+            out.push_back(c);
+        }
+        return out;
+    }
+    int fd_ = -1;
+};
+
+std::string slurp(const std::string &path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+TEST(GuestQemu, VerifiesItselfAfterQemuLiveMigration) {
+    SKIP_WITHOUT_QEMU();
+    TempDisk disk(8u << 20);  // shared by both sides, as QEMU migration expects
+    const std::string dir = "/tmp/ferry-guest-mig-" + std::to_string(getpid());
+    ASSERT_EQ(std::system(("mkdir -p " + dir).c_str()), 0);
+    const int port = 20000 + getpid() % 20000;
+    auto qemu_args = [&](const std::string &side) {
+        return std::vector<std::string>{
+            "qemu-system-x86_64", "-M",
+            "microvm,x-option-roms=off,rtc=off,pit=off,pic=off,isa-serial=on",
+            "-global", "virtio-mmio.force-legacy=false", "-enable-kvm", "-cpu",
+            "host,-arch-capabilities", "-m", "256", "-nographic", "-no-reboot", "-display",
+            "none", "-monitor", "none", "-net", "none", "-kernel", FERRY_TEST_GUEST_PATH,
+            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-drive",
+            "id=d0,file=" + disk.path() + ",format=raw,if=none,cache=none", "-device",
+            "virtio-blk-device,drive=d0", "-append",
+            "wss=64 rate=40 pattern=random fill=full duration=5 report=250 disk_ops=2 "
+            "virtio_mmio.device=512@0xfeb02e00:12",
+            "-serial", "file:" + dir + "/" + side + ".log", "-qmp",
+            "unix:" + dir + "/" + side + ".qmp,server=on,wait=off"};
+    };
+    auto dst_args = qemu_args("dst");
+    dst_args.push_back("-incoming");
+    dst_args.push_back("tcp:127.0.0.1:" + std::to_string(port));
+    Qemu src(qemu_args("src"));
+    Qemu dst(dst_args);
+    ASSERT_TRUE(src.started() && dst.started());
+    Qmp sq(dir + "/src.qmp");
+    Qmp dq(dir + "/dst.qmp");
+    ASSERT_TRUE(sq.ok() && dq.ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // mid-run
+    auto r = sq.cmd("migrate", {{"uri", "tcp:127.0.0.1:" + std::to_string(port)}});
+    ASSERT_TRUE(r.contains("return")) << r.dump();
+    std::string status;
+    for (int i = 0; i < 600 && status != "completed" && status != "failed"; i++) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        auto q = sq.cmd("query-migrate");
+        status = q["return"].value("status", "");
+    }
+    ASSERT_EQ(status, "completed");
+    sq.cmd("quit");
+    int rc = dst.wait_exit(60);
+    std::string dst_log = slurp(dir + "/dst.log");
+    std::string src_log = slurp(dir + "/src.log");
+    std::system(("rm -rf " + dir).c_str());
+    EXPECT_EQ(rc, 1) << "guest status " << (rc >> 1) << "\nsource:\n" << src_log
+                     << "\ndestination:\n" << dst_log;
+    EXPECT_NE(src_log.find("FERRY-GUEST running"), std::string::npos) << src_log;
+    EXPECT_EQ(src_log.find("FERRY-GUEST done"), std::string::npos) << "finished before migrating";
+    EXPECT_NE(dst_log.find("verify ok pages=16384 disk_sectors="), std::string::npos) << dst_log;
+    EXPECT_NE(dst_log.find("time_backwards=0"), std::string::npos) << dst_log;
 }
 
 }  // namespace

@@ -219,6 +219,10 @@ TEST(GuestCmdline, ModesAndSmpAlias) {
     EXPECT_EQ(parse("mode=workload").cfg.mode, GL_MODE_WORKLOAD);
     EXPECT_EQ(parse("smp=2").cfg.cpus, 2u);
     EXPECT_EQ(parse("pattern=random").cfg.pattern, GL_PATTERN_RANDOM);
+    EXPECT_EQ(parse("inject=stale").cfg.inject, GL_INJECT_STALE);
+    EXPECT_EQ(parse("inject=corrupt").cfg.inject, GL_INJECT_CORRUPT);
+    EXPECT_EQ(parse("").cfg.inject, GL_INJECT_NONE);
+    EXPECT_FALSE(parse("inject=maybe").res.ok);
 }
 
 TEST(GuestCmdline, UnknownKeysWarnOnly) {
