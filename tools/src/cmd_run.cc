@@ -14,6 +14,7 @@ namespace {
 
 struct RunOptions {
   std::string kernel, initrd, cmdline, memory = "256M", control, serial = "stdio";
+  std::string kvm_device = "/dev/kvm";
   uint32_t cpus = 1;
   std::vector<std::string> disks;
   bool hugepages = false;
@@ -32,6 +33,7 @@ vmm::VmmResult<vmm::VmConfig> build_config(const RunOptions& o) {
   config.cmdline = o.cmdline;
   config.hugetlb = o.hugepages;
   config.control_path = o.control;
+  config.kvm_path = o.kvm_device;
   for (const std::string& spec : o.disks) {
     vmm::DiskConfig disk;
     disk.path = spec;
@@ -108,6 +110,7 @@ void add_run_command(CLI::App& app, int& exit_code) {
   run->add_option("--control", options->control,
                   "Control socket path (JSON lines; see docs/control-socket.md)");
   run->add_option("--serial", options->serial, "Console: stdio (default) or none");
+  run->add_option("--kvm-device", options->kvm_device, "KVM device node (default /dev/kvm)");
   run->add_flag("--hugepages", options->hugepages, "Back guest RAM with hugetlbfs pages");
   run->callback([options, &exit_code] {
     if (options->kernel.empty()) {

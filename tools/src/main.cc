@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "ferry 0.1.0");
   int exit_code = 0;
   ferry::tools::add_run_command(app, exit_code);
+  ferry::tools::add_ctl_command(app, exit_code);
   ferry::tools::add_model_command(app, exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;

@@ -1,5 +1,9 @@
 #include "block_device.h"
 
+#include <sys/stat.h>
+
+#include <fmt/format.h>
+
 #include "ferry/kernel-interfaces/le_bytes.h"
 #include "ferry/vmm/devices/virtio_block.h"
 
@@ -67,6 +71,18 @@ class VirtioBlockDevice final : public BlockDevice, public MmioDevice {
 
 VmmResult<std::unique_ptr<BlockDevice>> BlockDevice::create(GuestMemory& memory, IrqLine& irq,
                                                             const DiskConfig& config) {
+  struct stat st {};
+  if (::stat(config.path.c_str(), &st) != 0) {
+    return fail(vmm_error(VmmErrc::OpenDisk, fmt::format("disk image '{}'", config.path),
+                          kernel::last_error("stat")));
+  }
+  // Root may write anyway, so look at the mode: an image its owner marked read-only is
+  // attached only when asked for read-only, never silently.
+  if (!config.read_only && (st.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)) == 0) {
+    return fail(vmm_error(VmmErrc::OpenDisk,
+                          fmt::format("disk image '{}' is read-only; attach it with '{},ro'",
+                                      config.path, config.path)));
+  }
   BlockConfig block;
   block.path = config.path;
   block.read_only = config.read_only;

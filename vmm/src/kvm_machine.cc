@@ -71,11 +71,12 @@ VmmResult<std::unique_ptr<Machine>> Machine::create(const VmConfig& config, Mach
                           fmt::format("guest memory {} MiB exceeds this host's RAM ({} MiB)",
                                       config.memory_bytes >> 20, host_ram >> 20)));
   }
-  auto kvm = kernel::KvmSystem::open();
+  auto kvm = kernel::KvmSystem::open(config.kvm_path.c_str());
   if (!kvm) {
     return fail(vmm_error(VmmErrc::OpenKvm,
-                          "cannot use /dev/kvm (is the kvm module loaded and are you allowed "
-                          "to open it?)",
+                          fmt::format("cannot use {} as KVM (is the kvm module loaded, and may "
+                                      "this user open it?)",
+                                      config.kvm_path),
                           kvm.error()));
   }
   for (auto [cap, name] : {std::pair{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},

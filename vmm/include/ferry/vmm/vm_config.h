@@ -33,6 +33,8 @@ struct VmConfig {
   int serial_out_fd = 1;
   int serial_in_fd = -1;
   std::string control_path;
+  /// The KVM device node (tests point it elsewhere to check the error path).
+  std::string kvm_path = "/dev/kvm";
   /// CPUID to give the guest. Empty = derived from KVM_GET_SUPPORTED_CPUID; on a
   /// migration destination it holds the source's table, applied unchanged.
   std::vector<uint8_t> cpuid_blob;
