@@ -4,7 +4,7 @@
 // 9.8 "Initializing IA-32e mode"; multiboot and PVH entry contracts).
 #pragma once
 
-#include <linux/kvm.h>
+#include "ferry/kernel-interfaces/linux_kvm.h"
 
 #include <cstdint>
 

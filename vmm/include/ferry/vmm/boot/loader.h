@@ -4,7 +4,7 @@
 // Pure over GuestMemory + file bytes (no KVM calls), so every path is unit-tested.
 #pragma once
 
-#include <linux/kvm.h>
+#include "ferry/kernel-interfaces/linux_kvm.h"
 
 #include <cstdint>
 #include <optional>
