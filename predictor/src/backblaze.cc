@@ -109,6 +109,9 @@ PResult<DiskDayRow> parse_row(std::string_view line, const Columns& cols) {
     }
     double x = 0;
     auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+    if (ec == std::errc::result_out_of_range) {
+      return perr(PredictorErrc::NonFinite, fmt::format("{} = '{}' overflows", names[i], v));
+    }
     if (ec != std::errc() || p != v.data() + v.size()) {
       return perr(PredictorErrc::MalformedCsv, fmt::format("{} = '{}' is not a number", names[i], v));
     }

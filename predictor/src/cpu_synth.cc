@@ -99,6 +99,7 @@ Dataset generate_cpu_telemetry(const CpuSynthConfig& c) {
     dev.history.host = fmt::format("host{:04d}", h);
     dev.history.device_id = dev.history.host + "/cpu";
     dev.history.model = p.model_b ? "cpu-model-b" : "cpu-model-a";
+    dev.history.kind = DeviceKind::Cpu;
     dev.anomaly = p.anomaly;
     double load = 0, throttle = 0;
     for (int t = 0; t < c.steps; ++t) {

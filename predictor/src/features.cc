@@ -221,6 +221,11 @@ PResult<void> validate_history(const DeviceTelemetryHistory& history,
   if (history.samples.empty()) {
     return perr(PredictorErrc::EmptyHistory, fmt::format("device '{}'", history.device_id));
   }
+  if (history.kind != schema.kind) {
+    return perr(PredictorErrc::WrongFeatureSet,
+                fmt::format("device '{}' is a {} but the model scores {}s", history.device_id,
+                            device_kind_name(history.kind), device_kind_name(schema.kind)));
+  }
   int32_t prev = std::numeric_limits<int32_t>::min();
   for (const auto& smp : history.samples) {
     if (smp.values.size() != schema.channels.size()) {

@@ -126,7 +126,8 @@ std::vector<DeviceTelemetryHistory> histories_as_of(const Dataset& data, int32_t
     if (end == s.begin() || std::prev(end)->day != day) {
       continue;
     }
-    DeviceTelemetryHistory h{dev.history.device_id, dev.history.host, dev.history.model, {}};
+    DeviceTelemetryHistory h{dev.history.device_id, dev.history.host, dev.history.model, {},
+                             dev.history.kind};
     h.samples.assign(s.begin(), end);
     out.push_back(std::move(h));
   }

@@ -45,6 +45,7 @@ struct DeviceTelemetryHistory {
   std::string host;       // host the device sits in (the unit that gets evacuated)
   std::string model;      // drive or CPU model: features are normalised per model
   std::vector<TelemetrySample> samples;
+  DeviceKind kind = DeviceKind::Disk;  // checked against the model's schema when scoring
 };
 
 /// A history plus ground truth: the time step of the failure, if it failed.
