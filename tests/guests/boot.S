@@ -200,7 +200,35 @@ exc_\n:
     EXC_ERR 10
     EXC_ERR 11
     EXC_ERR 12
-    EXC_ERR 13
+/* #GP doubles as the idle call: a ring-3 `hlt` (privileged, so it raises #GP(0)) is
+ * carried out here. EAX = 0: `sti; hlt` until the next interrupt (the LAPIC timer ring 3
+ * armed), then resume after the hlt. EAX != 0: park for good. Neither SYSCALL nor
+ * `int n` reach guest ring 0 on KVM-PVM; exceptions do. Any other #GP is reported. */
+exc_13:
+    testb $3, 16(%rsp) /* CS of the faulting code: err, rip, cs, ... on the stack */
+    jz 9f
+    cmpq $0, (%rsp)
+    jne 9f
+    push %rax
+    mov 16(%rsp), %rax
+    cmpb $0xf4, (%rax) /* hlt */
+    pop %rax
+    jne 9f
+    addq $1, 8(%rsp)
+    test %eax, %eax
+    jnz 8f
+    sti
+    hlt
+    cli
+    add $8, %rsp /* error code */
+    iretq
+8:
+    cli
+    hlt
+    jmp 8b
+9:
+    pushq $13
+    jmp exc_common
     EXC_ERR 14
     EXC_NOERR 15
     EXC_NOERR 16
@@ -244,6 +272,16 @@ exc_common:
     hlt
     jmp 2b
 
+timer_isr:
+    push %rax
+    mov $0xfee000b0, %eax /* LAPIC EOI */
+    movl $0, (%rax)
+    pop %rax
+    iretq
+
+spurious_isr: /* no EOI for the spurious vector */
+    iretq
+
 /* ---- descriptor tables ---- */
     .balign 16
 gdt:
@@ -273,14 +311,17 @@ gdt_ptr:
     .word gdt_end - gdt - 1
     .quad gdt
 
-.macro GATE n, ist
-    .word BOOTADDR(exc_\n) & 0xffff
+.macro GATE_TO target, ist
+    .word BOOTADDR(\target) & 0xffff
     .word KCODE
     .byte \ist
     .byte 0x8e /* present, DPL 0, interrupt gate */
-    .word (BOOTADDR(exc_\n) >> 16) & 0xffff
+    .word (BOOTADDR(\target) >> 16) & 0xffff
     .long 0
     .long 0
+.endm
+.macro GATE n, ist
+    GATE_TO exc_\n, \ist
 .endm
 
     .balign 16
@@ -317,9 +358,11 @@ idt:
     GATE 29, 0
     GATE 30, 0
     GATE 31, 0
-    /* Vectors 32..255 are not present: a stray interrupt raises #NP (vector 11) with
+    GATE_TO timer_isr, 0      /* 32: LAPIC timer (guest_sleep) */
+    GATE_TO spurious_isr, 0   /* 33: LAPIC spurious vector */
+    /* Other vectors are not present: a stray interrupt raises #NP (vector 11) with
      * error code vector*8+2, which the handler prints. */
-    .fill (256 - 32) * 16, 1, 0
+    .fill (256 - 34) * 16, 1, 0
 idt_end:
 
     .balign 8
@@ -344,9 +387,12 @@ tss_array:
     .word 0x68                              /* iomap_base */
     .fill 0x2000, 1, 0                      /* I/O permission bitmap: every port allowed */
     .byte 0xff
-    .balign 16
+    .fill TSS_STRIDE - (TSS_LIMIT + 1), 1, 0 /* exactly TSS_STRIDE apart (the GDT says so) */
     .set cpu, cpu + 1
     .endr
+    .if . - tss_array != TSS_STRIDE * MAX_CPUS
+    .error "TSS array size does not match TSS_STRIDE"
+    .endif
 
 /* ---- identity page tables, 0-4 GiB in 2 MiB pages, user-accessible ---- */
     .section .data.pagetables, "aw"

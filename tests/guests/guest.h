@@ -96,4 +96,15 @@ const char *clock_name(void);
 /* Raw guest time in ns on vCPU `cpu` (its own kvmclock page). */
 uint64_t clock_ns(uint32_t cpu);
 
+/* ---- idle (rt.c) ---- */
+/* Per-vCPU LAPIC setup (ring 3, MMIO): enable, divide by 1, timer masked. */
+void lapic_cpu_init(void);
+/* BSP: measure the LAPIC timer against the clock; 0 = unusable (sleeps spin). */
+uint64_t lapic_calibrate(int use_hlt);
+int idle_uses_hlt(void);
+/* Sleep (ring-0 hlt woken by a LAPIC one-shot) or spin until guest time deadline_ns. */
+void guest_sleep_until(uint32_t cpu, uint64_t deadline_ns);
+/* Halt this vCPU for good (or spin if idle=spin). */
+__attribute__((noreturn)) void guest_park(void);
+
 #endif

@@ -265,6 +265,24 @@ static void print_progress(uint64_t t_ms, uint64_t writes, uint64_t pps) {
     print_line(&l);
 }
 
+/* mode=idle: no writes after the init pass; the BSP sleeps between progress lines. */
+static void run_idle_loop(void) {
+    uint64_t report_ns = (uint64_t)g.cfg.report_ms * 1000000ull;
+    uint64_t t0 = guest_now(0);
+    uint64_t end = g.cfg.duration_s ? t0 + (uint64_t)g.cfg.duration_s * 1000000000ull : ~0ull;
+    for (uint64_t next = t0 + report_ns;; next += report_ns) {
+        guest_sleep_until(0, next < end ? next : end);
+        uint64_t now = guest_now(0);
+        if (now >= end) {
+            return;
+        }
+        print_progress((now - t0) / 1000000ull, sum_writes(), 0);
+        if (next + report_ns <= now) {
+            next = now;
+        }
+    }
+}
+
 static void run_bsp_loop(void) {
     uint64_t report_ns = (uint64_t)g.cfg.report_ms * 1000000ull;
     uint64_t t0 = guest_now(0);
@@ -313,9 +331,15 @@ static void run_workload(void) {
     gl_line_u64(&l, (guest_now(0) - t_init) / 1000000ull);
     gl_line_str(&l, " pages=");
     gl_line_u64(&l, g.ws_pages);
+    gl_line_str(&l, " idle=");
+    gl_line_str(&l, idle_uses_hlt() ? "hlt" : "spin");
     print_line(&l);
     __atomic_store_n(&g.start, 1u, __ATOMIC_RELEASE);
-    run_bsp_loop();
+    if (g.cfg.mode == GL_MODE_IDLE) {
+        run_idle_loop();
+    } else {
+        run_bsp_loop();
+    }
     __atomic_store_n(&g.stop, 1u, __ATOMIC_RELEASE);
     uint64_t t_stop = guest_now(0);
     for (uint32_t i = 1; i < g.nvcpus; i++) {
@@ -393,7 +417,8 @@ static void bsp_main(uint32_t mbi_addr, uint32_t magic, uint64_t loader_cpus) {
     if (g.cfg.cpus == 0) {
         g.cfg.cpus = loader_cpus >= 1 && loader_cpus <= MAX_CPUS ? (uint32_t)loader_cpus : 1;
     }
-    g.nvcpus = g.cfg.mode == GL_MODE_WORKLOAD ? wait_for_aps(g.cfg.cpus, loader_cpus) : 1;
+    int multi = g.cfg.mode == GL_MODE_WORKLOAD || g.cfg.mode == GL_MODE_IDLE;
+    g.nvcpus = multi ? wait_for_aps(g.cfg.cpus, loader_cpus) : 1;
     uint64_t next = 0;
     int fits = place_memory(&plan, &next);
     print_ready();
@@ -402,6 +427,7 @@ static void bsp_main(uint32_t mbi_addr, uint32_t magic, uint64_t loader_cpus) {
         print_str("FERRY-GUEST hello");
         finish(EXIT_OK, 0, 0, 0);
     }
+    lapic_calibrate(!g.cfg.idle_spin); /* after the boot-time mark: takes 5 ms */
     if (g.cfg.mode == GL_MODE_FAULT) {
         /* Exercise the exception path: a ring-3 write above the 4 GiB identity map. */
         g.go = 2;

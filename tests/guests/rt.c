@@ -73,10 +73,8 @@ void print_str(const char *s) {
 
 void guest_exit(uint32_t status) {
     outb(EXIT_PORT, (uint8_t)status);
-    /* Without an exit device nothing stops us: spin (ring-3 hlt would fault). */
-    for (;;) {
-        cpu_relax();
-    }
+    /* Without an exit device nothing stops us: halt (or spin with idle=spin). */
+    guest_park();
 }
 
 static enum clock_kind g_clock;
@@ -113,6 +111,87 @@ uint64_t clock_ns(uint32_t cpu) {
         if (!(v & 1) && v == p->version) {
             return ns;
         }
+        cpu_relax();
+    }
+}
+
+/* ---- idle: LAPIC one-shot timer + a ring-3 `hlt` that the #GP handler turns into a ring-0
+ * `sti; hlt` (boot.S exc_13) -------------------------------------------------------------
+ * The LAPIC is reached from ring 3 like any MMIO (it is mapped user-accessible). Each
+ * sleep costs two MMIO exits, an interrupt and a few emulated ring-0 instructions
+ * (~0.1 ms here), so callers sleep only for a millisecond or more. */
+#define LAPIC_BASE 0xfee00000ull
+#define LAPIC_SVR 0x0f0u
+#define LAPIC_LVT_TIMER 0x320u
+#define LAPIC_TIMER_INIT 0x380u
+#define LAPIC_TIMER_CUR 0x390u
+#define LAPIC_TIMER_DIV 0x3e0u
+#define VEC_TIMER 32u
+#define VEC_SPURIOUS 33u
+#define LVT_MASKED 0x10000u
+
+static uint64_t g_lapic_ticks_per_ms; /* 0 = no usable timer: sleeping spins */
+static int g_idle_hlt = 1;
+
+void lapic_cpu_init(void) {
+    mmio_write32(LAPIC_BASE + LAPIC_SVR, 0x100u | VEC_SPURIOUS); /* software-enable */
+    mmio_write32(LAPIC_BASE + LAPIC_TIMER_DIV, 0xbu);            /* divide by 1 */
+    mmio_write32(LAPIC_BASE + LAPIC_LVT_TIMER, LVT_MASKED | VEC_TIMER);
+}
+
+uint64_t lapic_calibrate(int use_hlt) {
+    g_idle_hlt = use_hlt;
+    if (!use_hlt) {
+        return 0;
+    }
+    lapic_cpu_init();
+    mmio_write32(LAPIC_BASE + LAPIC_TIMER_INIT, 0xffffffffu);
+    uint64_t t0 = clock_ns(0);
+    while (clock_ns(0) - t0 < 5000000ull) {
+        cpu_relax();
+    }
+    uint32_t cur = mmio_read32(LAPIC_BASE + LAPIC_TIMER_CUR);
+    uint64_t dt = clock_ns(0) - t0;
+    mmio_write32(LAPIC_BASE + LAPIC_TIMER_INIT, 0);
+    uint64_t ticks = 0xffffffffull - cur;
+    g_lapic_ticks_per_ms = cur == 0 || dt == 0 ? 0 : ticks * 1000000ull / dt;
+    return g_lapic_ticks_per_ms;
+}
+
+int idle_uses_hlt(void) {
+    return g_idle_hlt && g_lapic_ticks_per_ms != 0;
+}
+
+static inline void sys_idle(uint64_t op) {
+    __asm__ volatile("hlt" : "+a"(op) : : "memory");
+}
+
+void guest_sleep_until(uint32_t cpu, uint64_t deadline_ns) {
+    for (;;) {
+        uint64_t now = clock_ns(cpu);
+        if (now >= deadline_ns) {
+            return;
+        }
+        uint64_t rem = deadline_ns - now;
+        if (!idle_uses_hlt() || rem < 200000ull) {
+            cpu_relax();
+            continue;
+        }
+        uint64_t count = rem * g_lapic_ticks_per_ms / 1000000ull;
+        if (count > 0xffffffffull) {
+            count = 0xffffffffull;
+        }
+        mmio_write32(LAPIC_BASE + LAPIC_LVT_TIMER, VEC_TIMER); /* one-shot, unmasked */
+        mmio_write32(LAPIC_BASE + LAPIC_TIMER_INIT, count ? (uint32_t)count : 1u);
+        sys_idle(0);
+    }
+}
+
+void guest_park(void) {
+    if (g_idle_hlt) {
+        sys_idle(1); /* never returns */
+    }
+    for (;;) {
         cpu_relax();
     }
 }

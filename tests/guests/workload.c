@@ -5,6 +5,7 @@
 
 #define CLOCK_EVERY 16u /* writes between clock reads */
 #define NS_PER_S 1000000000ull
+#define PACE_MIN_SLEEP_NS 1000000ull
 
 struct guest_state g;
 struct vcpu_state g_vcpu[MAX_CPUS];
@@ -90,7 +91,12 @@ struct pacer {
 
 static struct pacer g_pacer[MAX_CPUS];
 
-/* 1 = may write now; otherwise the caller spins. */
+/* Guest time at which the next write is allowed. */
+static uint64_t pace_next_ok(const struct pacer *p) {
+    return p->window_start + p->window_writes * NS_PER_S / g.pages_per_s_per_vcpu;
+}
+
+/* 1 = may write now; otherwise the caller waits. */
 static int pace_allows(struct pacer *p, uint64_t now) {
     uint64_t pps = g.pages_per_s_per_vcpu;
     if (pps == 0) {
@@ -127,7 +133,12 @@ void workload_run(uint32_t cpu, uint64_t deadline_ns) {
             break;
         }
         if (!pace_allows(p, now)) {
-            cpu_relax();
+            /* Sleep at least 1 ms (then write a burst): each hlt round trip costs ~0.1 ms. */
+            uint64_t wake = pace_next_ok(p);
+            if (wake < now + PACE_MIN_SLEEP_NS) {
+                wake = now + PACE_MIN_SLEEP_NS;
+            }
+            guest_sleep_until(cpu, wake < deadline_ns ? wake : deadline_ns);
             continue;
         }
         uint32_t n = CLOCK_EVERY;
@@ -181,6 +192,7 @@ uint64_t workload_verify_all(void) {
 
 void ap_main(uint32_t cpu) {
     struct vcpu_state *s = &g_vcpu[cpu];
+    lapic_cpu_init();
     s->last_ns = clock_ns(cpu);
     __atomic_store_n(&s->arrived, 1u, __ATOMIC_RELEASE);
     while (g.go == 0) {
@@ -189,13 +201,13 @@ void ap_main(uint32_t cpu) {
     if (g.go == 1 && cpu < g.nvcpus) {
         workload_init_slice(cpu);
         __atomic_store_n(&s->init_done, 1u, __ATOMIC_RELEASE);
-        while (!g.start) {
-            cpu_relax();
+        if (g.cfg.mode != GL_MODE_IDLE) {
+            while (!g.start) {
+                cpu_relax();
+            }
+            workload_run(cpu, ~0ull);
         }
-        workload_run(cpu, ~0ull);
         __atomic_store_n(&s->stopped, 1u, __ATOMIC_RELEASE);
     }
-    for (;;) { /* parked: the BSP ends the VM through the exit port */
-        cpu_relax();
-    }
+    guest_park(); /* the BSP ends the VM through the exit port */
 }

@@ -83,6 +83,7 @@ void gl_config_defaults(struct gl_config *cfg) {
     cfg->tsc_khz = 0;
     cfg->seed = 1;
     cfg->inject = GL_INJECT_NONE;
+    cfg->idle_spin = 0;
     cfg->n_virtio = 0;
     for (uint32_t i = 0; i < GL_MAX_VIRTIO; i++) {
         cfg->virtio[i].base = 0;
@@ -147,8 +148,10 @@ static int apply_kv(struct gl_config *cfg, const char *k, uint32_t kl, const cha
             cfg->mode = GL_MODE_HELLO;
         } else if (tok_eq(v, vl, "fault")) {
             cfg->mode = GL_MODE_FAULT;
+        } else if (tok_eq(v, vl, "idle")) {
+            cfg->mode = GL_MODE_IDLE;
         } else {
-            *err = "mode must be workload, badvirtio, hello or fault";
+            *err = "mode must be workload, idle, badvirtio, hello or fault";
             return 0;
         }
         return 1;
@@ -166,6 +169,17 @@ static int apply_kv(struct gl_config *cfg, const char *k, uint32_t kl, const cha
         }
         return 1;
     }
+    if (tok_eq(k, kl, "idle")) {
+        if (tok_eq(v, vl, "hlt")) {
+            cfg->idle_spin = 0;
+        } else if (tok_eq(v, vl, "spin")) {
+            cfg->idle_spin = 1;
+        } else {
+            *err = "idle must be hlt or spin";
+            return 0;
+        }
+        return 1;
+    }
     if (tok_eq(k, kl, "inject")) {
         if (tok_eq(v, vl, "stale")) {
             cfg->inject = GL_INJECT_STALE;
@@ -173,6 +187,7 @@ static int apply_kv(struct gl_config *cfg, const char *k, uint32_t kl, const cha
             cfg->inject = GL_INJECT_CORRUPT;
         } else if (tok_eq(v, vl, "none")) {
             cfg->inject = GL_INJECT_NONE;
+    cfg->idle_spin = 0;
         } else {
             *err = "inject must be none, stale or corrupt";
             return 0;
@@ -322,6 +337,8 @@ const char *gl_mode_name(enum gl_mode m) {
         return "hello";
     case GL_MODE_FAULT:
         return "fault";
+    case GL_MODE_IDLE:
+        return "idle";
     case GL_MODE_WORKLOAD:
     default:
         return "workload";

@@ -91,7 +91,8 @@ uint64_t gl_picker_next(struct gl_picker *p);
 
 enum gl_inject { GL_INJECT_NONE = 0, GL_INJECT_STALE = 1, GL_INJECT_CORRUPT = 2 };
 
-enum gl_mode { GL_MODE_WORKLOAD = 0, GL_MODE_BADVIRTIO = 1, GL_MODE_HELLO = 2, GL_MODE_FAULT = 3 };
+enum gl_mode { GL_MODE_WORKLOAD = 0, GL_MODE_BADVIRTIO = 1, GL_MODE_HELLO = 2, GL_MODE_FAULT = 3,
+               GL_MODE_IDLE = 4 };
 
 struct gl_virtio_dev {
     uint64_t base;
@@ -113,6 +114,7 @@ struct gl_config {
     uint32_t cpus;         /* vCPUs to run the workload; 0 = auto (loader's count or 1) */
     uint64_t tsc_khz;      /* 0 = unknown */
     uint64_t seed;
+    uint32_t idle_spin;    /* 1 = wait by spinning instead of hlt (idle=spin) */
     uint32_t inject;       /* GL_INJECT_*: damage one page on purpose (checker self-test) */
     uint32_t n_virtio;
     struct gl_virtio_dev virtio[GL_MAX_VIRTIO];

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -148,6 +149,28 @@ TEST(GuestQemu, TwoVcpusEachDirtyTheirSlice) {
         EXPECT_EQ(v["failures"], "0");
     }
     EXPECT_EQ(count_prefix(r, "verify ok"), 1) << r.out;
+}
+
+double children_cpu_s() {
+    rusage ru{};
+    getrusage(RUSAGE_CHILDREN, &ru);
+    return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+TEST(GuestQemu, IdleGuestHaltsInsteadOfSpinning) {
+    SKIP_WITHOUT_QEMU();
+    double cpu0 = children_cpu_s();
+    auto t0 = std::chrono::steady_clock::now();
+    GuestRun r = run_guest("mode=idle cpus=2 wss=16 duration=2 report=500", "-c 2");
+    double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double cpu = children_cpu_s() - cpu0;
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_EQ(fields(r, "FERRY-GUEST running")["idle"], "hlt") << r.out;
+    EXPECT_GE(count_prefix(r, "progress t_ms="), 3);
+    EXPECT_EQ(count_prefix(r, "verify ok"), 1) << r.out;
+    // Two spinning vCPUs would use ~2 CPU-seconds per second.
+    EXPECT_LT(cpu, 0.4 * wall) << "cpu " << cpu << " s over " << wall << " s";
 }
 
 TEST(GuestQemu, FullFillHotSet) {

@@ -4,10 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "ferry/test_guest_path.h"
 #include "guest_lib.h"
 
 namespace {
@@ -325,6 +328,103 @@ TEST(GuestNames, MatchTheProtocol) {
     EXPECT_STREQ(gl_mode_name(GL_MODE_BADVIRTIO), "badvirtio");
     EXPECT_STREQ(gl_pattern_name(GL_PATTERN_HOT), "hot");
     EXPECT_STREQ(gl_fill_name(GL_FILL_FULL), "full");
+}
+
+// ---- the built image honours the boot contract (docs/test-guest.md) ----
+
+std::vector<uint8_t> read_image() {
+    std::ifstream in(FERRY_TEST_GUEST_PATH, std::ios::binary);
+    return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
+}
+
+template <typename T>
+T at(const std::vector<uint8_t> &img, size_t off) {
+    T v{};
+    std::memcpy(&v, img.data() + off, sizeof(T));
+    return v;
+}
+
+TEST(GuestImage, MultibootHeaderDescribesTheFile) {
+    auto img = read_image();
+    ASSERT_GE(img.size(), 8192u) << FERRY_TEST_GUEST_PATH;
+    // First multiboot header in the first 8 KiB, 4-byte aligned.
+    size_t off = 0;
+    while (off + 32 <= 8192 && at<uint32_t>(img, off) != 0x1BADB002u) {
+        off += 4;
+    }
+    ASSERT_LT(off + 32, 8192u);
+    uint32_t magic = at<uint32_t>(img, off), flags = at<uint32_t>(img, off + 4);
+    EXPECT_EQ(uint32_t(magic + flags + at<uint32_t>(img, off + 8)), 0u);  // checksum
+    EXPECT_TRUE(flags & (1u << 16));                                     // a.out kludge
+    EXPECT_TRUE(flags & (1u << 1));                                      // memory info
+    uint32_t header_addr = at<uint32_t>(img, off + 12), load_addr = at<uint32_t>(img, off + 16);
+    uint32_t load_end = at<uint32_t>(img, off + 20), bss_end = at<uint32_t>(img, off + 24);
+    uint32_t entry = at<uint32_t>(img, off + 28);
+    EXPECT_EQ(load_addr, 0x100000u);
+    EXPECT_EQ(header_addr - load_addr, off);  // file offset 0 is load_addr
+    EXPECT_EQ(load_end - load_addr, img.size()) << "loaders read exactly this many bytes";
+    EXPECT_GE(bss_end, load_end);
+    EXPECT_GE(entry, load_addr);
+    EXPECT_LT(entry, load_end);
+}
+
+TEST(GuestImage, Ferry64HeaderFollows) {
+    auto img = read_image();
+    ASSERT_GE(img.size(), 8192u);
+    size_t off = 0;
+    while (off + 40 <= 8192 && at<uint64_t>(img, off) != 0x0034365952524546ull) {
+        off += 8;
+    }
+    ASSERT_LT(off + 40, 8192u) << "no FERRY64 header";
+    EXPECT_EQ(std::memcmp(img.data() + off, "FERRY64", 8), 0);
+    uint64_t entry64 = at<uint64_t>(img, off + 8), load_addr = at<uint64_t>(img, off + 16);
+    uint64_t load_end = at<uint64_t>(img, off + 24), bss_end = at<uint64_t>(img, off + 32);
+    EXPECT_EQ(load_addr, 0x100000u);
+    EXPECT_EQ(load_end - load_addr, img.size());
+    EXPECT_GE(bss_end, load_end);
+    EXPECT_GE(entry64, load_addr);
+    EXPECT_LT(entry64, load_end);
+    EXPECT_EQ(at<uint32_t>(img, 20), uint32_t(load_end));  // same as the multiboot header
+    EXPECT_EQ(at<uint32_t>(img, 24), uint32_t(bss_end));
+}
+
+// Every vCPU's TSS must carry a zeroed I/O bitmap (ring-3 port I/O on KVM-PVM) and its
+// own ring-0 and IST stacks; the GDT's TSS descriptors must point at them.
+TEST(GuestImage, EveryTssAllowsPortIoAndHasItsOwnStacks) {
+    auto img = read_image();
+    const uint64_t kcode = 0x00af9a000000ffffull, kdata = 0x00cf92000000ffffull;
+    size_t gdt = 0;
+    for (size_t off = 8; off + 16 <= img.size(); off += 8) {
+        if (at<uint64_t>(img, off) == kcode && at<uint64_t>(img, off + 8) == kdata) {
+            gdt = off - 8;
+            break;
+        }
+    }
+    ASSERT_NE(gdt, 0u) << "GDT not found";
+    std::set<uint64_t> rsp0s, ists;
+    for (uint32_t cpu = 0; cpu < GL_MAX_CPUS; cpu++) {
+        size_t d = gdt + 0x28 + 16 * cpu;
+        uint64_t base = at<uint16_t>(img, d + 2) | uint64_t(img[d + 4]) << 16 |
+                        uint64_t(img[d + 7]) << 24 | uint64_t(at<uint32_t>(img, d + 8)) << 32;
+        uint32_t limit = at<uint16_t>(img, d) | uint32_t(img[d + 6] & 0xf) << 16;
+        EXPECT_EQ(img[d + 5], 0x89) << "cpu " << cpu;  // present, available 64-bit TSS
+        EXPECT_EQ(limit, 0x68u + 0x2000u) << "cpu " << cpu;
+        ASSERT_GE(base, 0x100000u);
+        size_t t = base - 0x100000;
+        ASSERT_LE(t + limit + 1, img.size());
+        EXPECT_EQ(at<uint16_t>(img, t + 0x66), 0x68u) << "cpu " << cpu;  // iomap_base
+        for (size_t i = 0; i < 0x2000; i++) {
+            ASSERT_EQ(img[t + 0x68 + i], 0) << "cpu " << cpu << " port byte " << i;
+        }
+        EXPECT_EQ(img[t + 0x2068], 0xff) << "cpu " << cpu;
+        uint64_t rsp0 = at<uint64_t>(img, t + 4), ist1 = at<uint64_t>(img, t + 0x24);
+        EXPECT_NE(rsp0, 0u) << "cpu " << cpu;
+        EXPECT_NE(ist1, 0u) << "cpu " << cpu;
+        rsp0s.insert(rsp0);
+        ists.insert(ist1);
+    }
+    EXPECT_EQ(rsp0s.size(), GL_MAX_CPUS);
+    EXPECT_EQ(ists.size(), GL_MAX_CPUS);
 }
 
 }  // namespace
