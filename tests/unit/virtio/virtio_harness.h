@@ -207,14 +207,15 @@ class GuestDriver {
   /// Puts `head` on the avail ring and bumps avail->idx (without notifying).
   void publish(uint16_t head) {
     ram_.put<uint16_t>(kAvailGpa + 4 + 2ull * (avail_idx_ % qsize_), head);
-    std::atomic_thread_fence(std::memory_order_release);
     ++avail_idx_;
-    ram_.put<uint16_t>(kAvailGpa + 2, avail_idx_);
+    __atomic_store_n(reinterpret_cast<uint16_t*>(ram_.host(kAvailGpa + 2)), avail_idx_,
+                     __ATOMIC_RELEASE);
   }
   void notify() { write32(virtio_mmio_reg::kQueueNotify, 0); }
   void set_avail_idx(uint16_t idx) {
     avail_idx_ = idx;
-    ram_.put<uint16_t>(kAvailGpa + 2, idx);
+    __atomic_store_n(reinterpret_cast<uint16_t*>(ram_.host(kAvailGpa + 2)), idx,
+                     __ATOMIC_RELEASE);
   }
 
   /// Builds a chain from `segs` in consecutive descriptors; returns its head.
@@ -232,7 +233,10 @@ class GuestDriver {
     return head;
   }
 
-  uint16_t used_idx() { return ram_.get<uint16_t>(kUsedGpa + 2); }
+  uint16_t used_idx() {
+    return __atomic_load_n(reinterpret_cast<uint16_t*>(ram_.host(kUsedGpa + 2)),
+                           __ATOMIC_ACQUIRE);
+  }
   /// Waits until the device used one more chain; nullopt after `timeout`.
   std::optional<UsedElem> wait_used(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -242,7 +246,6 @@ class GuestDriver {
       }
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
-    std::atomic_thread_fence(std::memory_order_acquire);
     UsedElem e = ram_.get<UsedElem>(kUsedGpa + 4 + 8ull * (used_seen_ % qsize_));
     ++used_seen_;
     return e;

@@ -144,6 +144,13 @@ VmmResult<void> BlockBackend::submit_and_reap(kernel::IoUring& ring,
       ++next;
       ++in_flight;
     }
+    if (in_flight == 0) {
+      // Nothing could be queued although ops remain: waiting would hang forever.
+      for (size_t i = next; i < ops.size(); ++i) {
+        ops[i]->result = -EIO;
+      }
+      return fail(vmm_error(VmmErrc::DiskIo, "disk image " + path_ + ": io_uring queue full"));
+    }
     auto completion = ring.wait();
     if (!completion) {
       for (size_t i = 0; i < ops.size(); ++i) {

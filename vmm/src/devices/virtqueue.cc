@@ -1,6 +1,5 @@
 #include "ferry/vmm/devices/virtqueue.h"
 
-#include <atomic>
 #include <bit>
 
 namespace ferry::vmm {
@@ -23,6 +22,29 @@ struct VirtqUsedElem {
   uint32_t len;
 };
 static_assert(sizeof(VirtqUsedElem) == 8);
+
+// Ring indices and flags are read and written atomically in place: they are the
+// synchronisation points with the driver (acquire on avail->idx pairs with the driver's
+// write barrier; the seq_cst store of used->idx orders it before the flags read in
+// should_interrupt). Alignment is guaranteed by the ring alignment checked in create().
+std::optional<uint16_t> load_u16(const GuestMemory& mem, uint64_t gpa, int order) {
+  auto v = mem.view(gpa, sizeof(uint16_t));
+  if (!v) {
+    return std::nullopt;
+  }
+  // SAFETY: the view lies in guest RAM and gpa is 2-byte aligned (ring alignment).
+  return __atomic_load_n(reinterpret_cast<const uint16_t*>(v->data()), order);
+}
+
+bool store_u16(GuestMemory& mem, uint64_t gpa, uint16_t value, int order) {
+  auto v = mem.writable_view(gpa, sizeof(uint16_t));  // marks the page VMM-dirty
+  if (!v) {
+    return false;
+  }
+  // SAFETY: the view lies in guest RAM and gpa is 2-byte aligned (ring alignment).
+  __atomic_store_n(reinterpret_cast<uint16_t*>(v->data()), value, order);
+  return true;
+}
 
 constexpr uint64_t kAvailIdxOffset = 2;
 constexpr uint64_t kAvailRingOffset = 4;
@@ -90,12 +112,11 @@ Virtqueue::Virtqueue(GuestMemory& mem, const VirtqueueState& state, uint64_t max
       max_chain_bytes_(max_chain_bytes) {}
 
 Result<uint16_t, QueueErrc> Virtqueue::pending() const {
-  auto avail_idx = mem_->read_obj<uint16_t>(avail_addr_ + kAvailIdxOffset);
+  // Acquire: the ring entries and descriptors the driver wrote before idx are visible.
+  auto avail_idx = load_u16(*mem_, avail_addr_ + kAvailIdxOffset, __ATOMIC_ACQUIRE);
   if (!avail_idx) {
     return fail(QueueErrc::RingOutsideRam);
   }
-  // Pairs with the driver's write barrier between filling the ring and bumping idx.
-  std::atomic_thread_fence(std::memory_order_acquire);
   const uint16_t pending = static_cast<uint16_t>(*avail_idx - last_avail_idx_);
   if (pending > size_) {
     return fail(QueueErrc::AvailIdxJump);
@@ -171,20 +192,19 @@ Result<void, QueueErrc> Virtqueue::push_used(uint16_t head, uint32_t len) {
   if (!mem_->write_obj(used_addr_ + kUsedRingOffset + 8 * slot, VirtqUsedElem{head, len})) {
     return fail(QueueErrc::UsedRingWrite);
   }
-  // The element must be visible before the index that publishes it (§2.7.8).
-  std::atomic_thread_fence(std::memory_order_release);
+  // The element must be visible before the index that publishes it (§2.7.8): release,
+  // and seq_cst so it is also ordered before the flags load in should_interrupt().
   ++used_idx_;
-  if (!mem_->write_obj(used_addr_ + kUsedIdxOffset, used_idx_)) {
+  if (!store_u16(*mem_, used_addr_ + kUsedIdxOffset, used_idx_, __ATOMIC_SEQ_CST)) {
     return fail(QueueErrc::UsedRingWrite);
   }
   return {};
 }
 
 bool Virtqueue::should_interrupt() const {
-  // The used idx store must be ordered before reading the driver's suppression flag, or
-  // a driver re-enabling interrupts could miss this completion.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  auto flags = mem_->read_obj<uint16_t>(avail_addr_);
+  // seq_cst like the used idx store: a driver re-enabling interrupts after reading the
+  // old used idx must not be missed.
+  auto flags = load_u16(*mem_, avail_addr_, __ATOMIC_SEQ_CST);
   return !flags || (*flags & kVirtqAvailFNoInterrupt) == 0;
 }
 
