@@ -168,8 +168,8 @@ Result<ChannelPreamble, std::string> decode_preamble(std::span<const uint8_t> by
 
 StreamResult<std::vector<std::unique_ptr<ByteStream>>> connect_channels(
     const Address& address, unsigned count, const ChannelOptions& options) {
-  if (count == 0 || count > kMaxChannels) {
-    return fail(refused(fmt::format("channel count {} is outside 1..{}", count, kMaxChannels)));
+  if (count == 0 || count > kMaxSessionChannels) {
+    return fail(refused(fmt::format("channel count {} is outside 1..{}", count, kMaxSessionChannels)));
   }
   auto deadline = Clock::now() + options.timeout;
   ChannelPreamble preamble;
@@ -224,7 +224,7 @@ ChannelStatus Gathering::judge(const ChannelPreamble& p) const {
   if (p.version != kChannelVersion) {
     return ChannelStatus::BadVersion;
   }
-  if (p.count == 0 || p.count > kMaxChannels || p.index >= p.count) {
+  if (p.count == 0 || p.count > kMaxSessionChannels || p.index >= p.count) {
     return ChannelStatus::BadIndex;
   }
   if (session_ != 0 && p.session_id != session_) {

@@ -244,7 +244,7 @@ TEST(ChannelPreamble, RoundTripsAndRejectsBadFields) {
   auto zero = encode_preamble({kChannelVersion, 0, 1, 0});
   EXPECT_NE(decode_preamble(zero).error().find("session id 0"), std::string::npos);
   EXPECT_FALSE(connect_channels(Address{"127.0.0.1", 1}, 0, {}));
-  EXPECT_FALSE(connect_channels(Address{"127.0.0.1", 1}, kMaxChannels + 1, {}));
+  EXPECT_FALSE(connect_channels(Address{"127.0.0.1", 1}, kMaxSessionChannels + 1, {}));
 }
 
 }  // namespace

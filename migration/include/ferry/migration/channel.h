@@ -27,7 +27,7 @@ inline constexpr uint8_t kChannelAckMagic[8] = {'F', 'E', 'R', 'R', 'Y', 'A', 'C
 inline constexpr uint16_t kChannelVersion = 1;
 inline constexpr size_t kChannelPreambleSize = 32;
 inline constexpr size_t kChannelAckSize = 16;
-inline constexpr unsigned kMaxChannels = 64;
+inline constexpr unsigned kMaxSessionChannels = 64;
 
 /// Status in the acceptor's reply; anything but Ok is followed by a close.
 enum class ChannelStatus : uint32_t {
@@ -35,7 +35,7 @@ enum class ChannelStatus : uint32_t {
   Ok = 1,
   BadVersion = 2,     // preamble version not understood
   OtherSession = 3,   // the acceptor is already gathering another session's channels
-  BadIndex = 4,       // index >= count, count 0 or > kMaxChannels, or count differs
+  BadIndex = 4,       // index >= count, count 0 or > kMaxSessionChannels, or count differs
   DuplicateIndex = 5, // this index is already connected
 };
 
@@ -60,7 +60,7 @@ struct ChannelOptions {
   std::function<void(const StreamError&)> on_refused;
 };
 
-/// Opens `count` channels to `address` (1..kMaxChannels) under a fresh random session
+/// Opens `count` channels to `address` (1..kMaxSessionChannels) under a fresh random session
 /// id. Returns them in index order, with no stream timeout set.
 StreamResult<std::vector<std::unique_ptr<ByteStream>>> connect_channels(
     const Address& address, unsigned count, const ChannelOptions& options);
