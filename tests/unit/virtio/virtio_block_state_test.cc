@@ -87,8 +87,7 @@ TEST_F(VirtioBlockStateTest, SaveEncodeDecodeRestoreContinuesIo) {
               kVirtioBlkSOk);
   }
   ASSERT_EQ(drv_->read(100 + 69, 1024, 0x70000).status, kVirtioBlkSOk);
-  EXPECT_EQ(std::vector<uint8_t>(ram_.host(0x70000), ram_.host(0x70000) + 1024),
-            pattern(1024, 76));
+  EXPECT_EQ(std::vector<uint8_t>(ram_.host(0x70000), ram_.host(0x70000) + 1024), pattern(1024, 76));
   EXPECT_EQ(drv_->used_idx(), 71 + 71);
   EXPECT_TRUE(dst_irq.level());
 }
@@ -140,18 +139,16 @@ TEST_F(VirtioBlockStateTest, RestoreKeepsPendingInterruptAndNeedsReset) {
 TEST(VirtioBlockStateDecode, RejectsMalformedState) {
   VirtioBlockState good;
   good.capacity_sectors = 2048;
-  good.transport.status = kVirtioStatusAcknowledge | kVirtioStatusDriver |
-                          kVirtioStatusFeaturesOk | kVirtioStatusDriverOk;
+  good.transport.status = kVirtioStatusAcknowledge | kVirtioStatusDriver | kVirtioStatusFeaturesOk |
+                          kVirtioStatusDriverOk;
   good.transport.driver_features = kVirtioFVersion1;
-  good.transport.queues.push_back(
-      VirtqueueState{64, true, kDescGpa, kAvailGpa, kUsedGpa, 10, 10});
+  good.transport.queues.push_back(VirtqueueState{64, true, kDescGpa, kAvailGpa, kUsedGpa, 10, 10});
   const auto bytes = encode(good);
   ASSERT_TRUE(decode(bytes).has_value());
 
   // Every truncation fails.
   for (size_t n = 0; n < bytes.size(); ++n) {
-    EXPECT_FALSE(decode(std::vector<uint8_t>(bytes.begin(), bytes.begin() + n)).has_value())
-        << n;
+    EXPECT_FALSE(decode(std::vector<uint8_t>(bytes.begin(), bytes.begin() + n)).has_value()) << n;
   }
   auto mutate = [&](auto change) {
     VirtioBlockState s = good;
@@ -163,9 +160,9 @@ TEST(VirtioBlockStateDecode, RejectsMalformedState) {
     b[offset] = value;
     return decode(b);
   };
-  EXPECT_FALSE(patched(0, 'X').has_value());  // magic
-  EXPECT_FALSE(patched(4, 2).has_value());    // version
-  EXPECT_FALSE(patched(6, 0x80).has_value()); // unknown flag
+  EXPECT_FALSE(patched(0, 'X').has_value());   // magic
+  EXPECT_FALSE(patched(4, 2).has_value());     // version
+  EXPECT_FALSE(patched(6, 0x80).has_value());  // unknown flag
   EXPECT_FALSE(mutate([](auto& s) { s.capacity_sectors = 0; }).has_value());
   EXPECT_FALSE(mutate([](auto& s) { s.transport.status |= 0x100; }).has_value());
   EXPECT_FALSE(mutate([](auto& s) { s.transport.status |= 0x10; }).has_value());
@@ -181,8 +178,7 @@ TEST(VirtioBlockStateDecode, RejectsMalformedState) {
                  s.transport.queues[0].ready = false;
                }).has_value());  // progress on a queue that is not ready
   EXPECT_FALSE(mutate([](auto& s) {
-                 s.transport.queues.resize(VirtioBlockState::kMaxQueues + 1,
-                                           s.transport.queues[0]);
+                 s.transport.queues.resize(VirtioBlockState::kMaxQueues + 1, s.transport.queues[0]);
                }).has_value());
   // ready byte other than 0/1, reserved byte non-zero (queue record starts at offset 52).
   EXPECT_FALSE(patched(52 + 2, 2).has_value());

@@ -167,7 +167,8 @@ TEST_F(VirtioBlockTest, ManyRequestsInFlightMatchAModel) {
         // Reads race writes of the same round only where they overlap; compare the rest.
         bool raced = false;
         for (const Pending& q : pending) {
-          raced |= !q.is_read && p.sector < q.sector + q.len / 512 && q.sector < p.sector + p.len / 512;
+          raced |=
+              !q.is_read && p.sector < q.sector + q.len / 512 && q.sector < p.sector + p.len / 512;
         }
         if (!raced) {
           EXPECT_EQ(0, std::memcmp(ram_.host(p.data_gpa), model.data() + p.sector * 512, p.len));
@@ -180,7 +181,7 @@ TEST_F(VirtioBlockTest, ManyRequestsInFlightMatchAModel) {
 
 TEST_F(VirtioBlockTest, SectorBoundsAreChecked) {
   const uint64_t sectors = kImageSize / 512;
-  EXPECT_EQ(drv_->read(sectors - 1, 512).status, kVirtioBlkSOk);  // last sector
+  EXPECT_EQ(drv_->read(sectors - 1, 512).status, kVirtioBlkSOk);      // last sector
   EXPECT_EQ(drv_->read(sectors - 1, 1024).status, kVirtioBlkSIoErr);  // runs past end
   EXPECT_EQ(drv_->read(sectors, 512).status, kVirtioBlkSIoErr);
   EXPECT_EQ(drv_->write(sectors, pattern(512, 1)).status, kVirtioBlkSIoErr);
@@ -354,10 +355,10 @@ TEST_F(VirtioBlockTest, DirtyBlockBitmapTracksGuestWritesOnly) {
   ASSERT_EQ(bitmap.size(), 1u);  // 64 blocks of 64 KiB
   EXPECT_EQ(bitmap[0], 0u);
 
-  ASSERT_EQ(drv_->write(3 * 128 + 1, pattern(512, 2)).status, kVirtioBlkSOk);  // block 3
-  ASSERT_EQ(drv_->write(6 * 128 - 1, pattern(1024, 3)).status, kVirtioBlkSOk);  // blocks 5,6
+  ASSERT_EQ(drv_->write(3 * 128 + 1, pattern(512, 2)).status, kVirtioBlkSOk);     // block 3
+  ASSERT_EQ(drv_->write(6 * 128 - 1, pattern(1024, 3)).status, kVirtioBlkSOk);    // blocks 5,6
   ASSERT_EQ(drv_->write(63 * 128 + 127, pattern(512, 4)).status, kVirtioBlkSOk);  // last
-  ASSERT_EQ(drv_->read(10 * 128, 4096).status, kVirtioBlkSOk);  // reads never mark
+  ASSERT_EQ(drv_->read(10 * 128, 4096).status, kVirtioBlkSOk);       // reads never mark
   ASSERT_EQ(drv_->write(1, pattern(512, 5)).status, kVirtioBlkSOk);  // block 0
   bitmap.assign(1, 0);
   ASSERT_TRUE(dev_->harvest_dirty(bitmap).has_value());

@@ -178,8 +178,7 @@ class GuestDriver {
     return (status() & kVirtioStatusNeedsReset) == 0;
   }
 
-  void setup_queue(uint64_t desc = kDescGpa, uint64_t avail = kAvailGpa,
-                   uint64_t used = kUsedGpa) {
+  void setup_queue(uint64_t desc = kDescGpa, uint64_t avail = kAvailGpa, uint64_t used = kUsedGpa) {
     namespace r = virtio_mmio_reg;
     std::memset(ram_.host(kDescGpa), 0, 0x4000);  // rings start clean
     write32(r::kQueueSel, 0);
@@ -214,8 +213,7 @@ class GuestDriver {
   void notify() { write32(virtio_mmio_reg::kQueueNotify, 0); }
   void set_avail_idx(uint16_t idx) {
     avail_idx_ = idx;
-    __atomic_store_n(reinterpret_cast<uint16_t*>(ram_.host(kAvailGpa + 2)), idx,
-                     __ATOMIC_RELEASE);
+    __atomic_store_n(reinterpret_cast<uint16_t*>(ram_.host(kAvailGpa + 2)), idx, __ATOMIC_RELEASE);
   }
 
   /// Builds a chain from `segs` in consecutive descriptors; returns its head.
@@ -234,8 +232,7 @@ class GuestDriver {
   }
 
   uint16_t used_idx() {
-    return __atomic_load_n(reinterpret_cast<uint16_t*>(ram_.host(kUsedGpa + 2)),
-                           __ATOMIC_ACQUIRE);
+    return __atomic_load_n(reinterpret_cast<uint16_t*>(ram_.host(kUsedGpa + 2)), __ATOMIC_ACQUIRE);
   }
   /// Waits until the device used one more chain; nullopt after `timeout`.
   std::optional<UsedElem> wait_used(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {

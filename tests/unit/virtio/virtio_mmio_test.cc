@@ -77,10 +77,10 @@ TEST_F(VirtioMmioTest, BadAccessesAreIgnoredAndCounted) {
   uint8_t one = 0xee;
   dev_->mmio().mmio_read(reg::kMagicValue, {&one, 1});  // short read of a register
   EXPECT_EQ(one, 0u);
-  drv_->write32(0x0f0, 1);                  // unknown register
-  drv_->write32(reg::kMagicValue, 1);       // read-only register
-  (void)drv_->read32(reg::kQueueNotify);    // write-only register
-  drv_->write32(0x100, 0x1234);             // config space is read-only
+  drv_->write32(0x0f0, 1);                // unknown register
+  drv_->write32(reg::kMagicValue, 1);     // read-only register
+  (void)drv_->read32(reg::kQueueNotify);  // write-only register
+  drv_->write32(0x100, 0x1234);           // config space is read-only
   EXPECT_EQ(ignored(), before + 8);
 }
 

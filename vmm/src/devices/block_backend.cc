@@ -38,8 +38,7 @@ BlockBackend::BlockBackend(std::string path, kernel::UniqueFd fd, uint64_t size,
       worker_ring_(std::move(worker_ring)),
       sync_ring_(std::move(sync_ring)) {}
 
-VmmResult<std::unique_ptr<BlockBackend>> BlockBackend::open(const std::string& path,
-                                                            bool read_only,
+VmmResult<std::unique_ptr<BlockBackend>> BlockBackend::open(const std::string& path, bool read_only,
                                                             unsigned ring_entries) {
   auto fd = kernel::UniqueFd::open(path.c_str(), read_only ? O_RDONLY : O_RDWR);
   if (!fd && !read_only && (fd.error().errnum() == EACCES || fd.error().errnum() == EROFS)) {
@@ -78,9 +77,8 @@ VmmResult<std::unique_ptr<BlockBackend>> BlockBackend::open(const std::string& p
   if (!sync_ring) {
     return fail(open_error(path, "create io_uring", sync_ring.error()));
   }
-  return std::unique_ptr<BlockBackend>(new BlockBackend(path, std::move(*fd), size, read_only,
-                                                        std::move(*worker_ring),
-                                                        std::move(*sync_ring)));
+  return std::unique_ptr<BlockBackend>(new BlockBackend(
+      path, std::move(*fd), size, read_only, std::move(*worker_ring), std::move(*sync_ring)));
 }
 
 bool BlockBackend::hits_eio_range(const BlockOp& op, const BlockFaultInjection& faults) const {
@@ -89,10 +87,9 @@ bool BlockBackend::hits_eio_range(const BlockOp& op, const BlockFaultInjection& 
   }
   const uint64_t first = op.offset / kSectorSize;
   const uint64_t end = first + (op.length() + kSectorSize - 1) / kSectorSize;
-  const uint64_t eio_end =
-      faults.eio_sector_count > UINT64_MAX - faults.eio_first_sector
-          ? UINT64_MAX
-          : faults.eio_first_sector + faults.eio_sector_count;
+  const uint64_t eio_end = faults.eio_sector_count > UINT64_MAX - faults.eio_first_sector
+                               ? UINT64_MAX
+                               : faults.eio_first_sector + faults.eio_sector_count;
   return first < eio_end && faults.eio_first_sector < end;
 }
 
@@ -219,8 +216,7 @@ VmmResult<void> BlockBackend::read_at(uint64_t offset, std::span<uint8_t> out) {
 
 VmmResult<void> BlockBackend::write_at(uint64_t offset, std::span<const uint8_t> data) {
   // SAFETY: writev only reads through the iovec; the const_cast is for struct iovec's type.
-  return sync_transfer(BlockOpKind::Write, offset, const_cast<uint8_t*>(data.data()),
-                       data.size());
+  return sync_transfer(BlockOpKind::Write, offset, const_cast<uint8_t*>(data.data()), data.size());
 }
 
 VmmResult<void> BlockBackend::flush() { return sync_transfer(BlockOpKind::Flush, 0, nullptr, 0); }

@@ -27,7 +27,8 @@ void BlockDirtyMap::mark(uint64_t offset, uint64_t len) {
   if (len == 0 || !tracking() || offset >= disk_bytes_) {
     return;
   }
-  const uint64_t last_byte = len - 1 > disk_bytes_ - 1 - offset ? disk_bytes_ - 1 : offset + len - 1;
+  const uint64_t last_byte =
+      len - 1 > disk_bytes_ - 1 - offset ? disk_bytes_ - 1 : offset + len - 1;
   for (uint64_t block = offset / block_size_; block <= last_byte / block_size_; ++block) {
     words_[block / 64].fetch_or(1ull << (block % 64), std::memory_order_release);
   }

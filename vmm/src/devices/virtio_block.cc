@@ -403,6 +403,59 @@ VirtioBlock::Request VirtioBlock::parse(uint16_t head, const DescriptorChain& ch
   return r;
 }
 
+void VirtioBlock::answer_get_id(Request& r) {
+  std::array<uint8_t, kVirtioBlkIdBytes> id{};
+  std::copy(serial_.begin(), serial_.end(), id.begin());
+  const size_t n = std::min<uint64_t>(id.size(), total_len(r.data));
+  r.status = scatter(mem_, r.data, std::span(id).first(n)) ? kVirtioBlkSOk : kVirtioBlkSIoErr;
+  r.used_len = static_cast<uint32_t>(n + 1);
+}
+
+std::optional<BlockOp> VirtioBlock::make_data_op(const Request& r) {
+  const bool is_read = r.type == kVirtioBlkTIn;
+  BlockOp op{is_read ? BlockOpKind::Read : BlockOpKind::Write, r.sector * kSectorSize, {}, 0};
+  for (const DescBuffer& b : r.data) {
+    // Views, never raw arithmetic on guest addresses: each one is bounds-checked again.
+    if (is_read) {
+      auto view = mem_.writable_view(b.addr, b.len);
+      if (!view) {
+        return std::nullopt;
+      }
+      op.iov.push_back(iovec{view->data(), b.len});
+    } else {
+      auto view = mem_.view(b.addr, b.len);
+      if (!view) {
+        return std::nullopt;
+      }
+      // SAFETY: writev only reads through iov_base; iovec just has no const variant.
+      op.iov.push_back(iovec{const_cast<uint8_t*>(view->data()), b.len});
+    }
+  }
+  return op;
+}
+
+void VirtioBlock::finish_data_op(Request& r, const BlockOp& op) {
+  const uint64_t len = op.length();
+  const bool ok = op.result >= 0 && static_cast<uint64_t>(op.result) == len;
+  if (r.type == kVirtioBlkTIn) {
+    // The kernel wrote guest RAM behind GuestMemory's back: mark it again now that the
+    // data is there, or a harvest between view and completion would miss it.
+    for (const DescBuffer& b : r.data) {
+      mem_.mark_dirty(b.addr, b.len);
+    }
+    r.used_len = ok ? static_cast<uint32_t>(len + 1) : 1;
+    counters_->reads.fetch_add(1);
+    counters_->bytes_read.fetch_add(ok ? len : 0);
+  } else {
+    // Marked after completion (even a failed write may have changed blocks) so a
+    // harvest racing the write still sees it in a later round.
+    dirty_.mark(op.offset, len);
+    counters_->writes.fetch_add(1);
+    counters_->bytes_written.fetch_add(ok ? len : 0);
+  }
+  r.status = ok ? kVirtioBlkSOk : kVirtioBlkSIoErr;
+}
+
 void VirtioBlock::execute(std::vector<Request>& batch) {
   std::vector<BlockOp> data_ops;
   std::vector<BlockOp> flush_ops;
@@ -413,70 +466,27 @@ void VirtioBlock::execute(std::vector<Request>& batch) {
       continue;
     }
     if (r.type == kVirtioBlkTGetId) {
-      std::array<uint8_t, kVirtioBlkIdBytes> id{};
-      std::copy(serial_.begin(), serial_.end(), id.begin());
-      const size_t n = std::min<uint64_t>(id.size(), total_len(r.data));
-      r.status = scatter(mem_, r.data, std::span(id).first(n)) ? kVirtioBlkSOk : kVirtioBlkSIoErr;
-      r.used_len = static_cast<uint32_t>(n + 1);
-      continue;
-    }
-    if (!r.needs_io) {
-      continue;
-    }
-    if (r.type == kVirtioBlkTFlush) {
+      answer_get_id(r);
+    } else if (r.needs_io && r.type == kVirtioBlkTFlush) {
       flush_ops.push_back(BlockOp{BlockOpKind::Flush, 0, {}, 0});
       flush_reqs.push_back(&r);
-      continue;
-    }
-    BlockOp op{r.type == kVirtioBlkTIn ? BlockOpKind::Read : BlockOpKind::Write,
-               r.sector * kSectorSize, {}, 0};
-    bool in_ram = true;
-    for (const DescBuffer& b : r.data) {
-      // Views, never raw arithmetic on guest addresses: each one is bounds-checked again.
-      if (r.type == kVirtioBlkTIn) {
-        auto view = mem_.writable_view(b.addr, b.len);
-        in_ram = in_ram && view;
-        op.iov.push_back(iovec{view ? view->data() : nullptr, b.len});
-      } else {
-        auto view = mem_.view(b.addr, b.len);
-        in_ram = in_ram && view;
-        // SAFETY: writev only reads through iov_base; iovec just has no const variant.
-        op.iov.push_back(iovec{view ? const_cast<uint8_t*>(view->data()) : nullptr, b.len});
+    } else if (r.needs_io) {
+      auto op = make_data_op(r);
+      if (!op) {
+        r.status = kVirtioBlkSIoErr;
+        continue;
       }
+      data_ops.push_back(std::move(*op));
+      data_reqs.push_back(&r);
     }
-    if (!in_ram) {
-      r.status = kVirtioBlkSIoErr;
-      continue;
-    }
-    data_ops.push_back(std::move(op));
-    data_reqs.push_back(&r);
   }
   // Reads and writes first, flushes after them: a flush then covers every write popped
-  // before it, not just the ones the ring happened to finish first.
+  // before it, not just the ones the ring happened to finish first. A failed ring marks
+  // every op of its batch -EIO, which answers IOERR below.
   (void)backend_->run(data_ops);
   (void)backend_->run(flush_ops);
   for (size_t i = 0; i < data_reqs.size(); ++i) {
-    Request& r = *data_reqs[i];
-    const BlockOp& op = data_ops[i];
-    const uint64_t len = op.length();
-    const bool ok = op.result >= 0 && static_cast<uint64_t>(op.result) == len;
-    if (r.type == kVirtioBlkTIn) {
-      // The kernel wrote guest RAM behind GuestMemory's back: mark it again now that the
-      // data is there, or a harvest between view and completion would miss it.
-      for (const DescBuffer& b : r.data) {
-        mem_.mark_dirty(b.addr, b.len);
-      }
-      r.used_len = ok ? static_cast<uint32_t>(len + 1) : 1;
-      counters_->reads.fetch_add(1);
-      counters_->bytes_read.fetch_add(ok ? len : 0);
-    } else {
-      // Marked after completion (even a failed write may have changed blocks) so a
-      // harvest racing the write still sees it in a later round.
-      dirty_.mark(op.offset, len);
-      counters_->writes.fetch_add(1);
-      counters_->bytes_written.fetch_add(ok ? len : 0);
-    }
-    r.status = ok ? kVirtioBlkSOk : kVirtioBlkSIoErr;
+    finish_data_op(*data_reqs[i], data_ops[i]);
   }
   for (size_t i = 0; i < flush_reqs.size(); ++i) {
     flush_reqs[i]->status = flush_ops[i].result == 0 ? kVirtioBlkSOk : kVirtioBlkSIoErr;

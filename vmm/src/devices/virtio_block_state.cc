@@ -51,8 +51,7 @@ VmmResult<VirtqueueState> decode_queue(ByteReader& in, uint32_t index) {
   if (q.size == 0 || q.size > kMaxSplitQueueSize || !std::has_single_bit(q.size)) {
     return fail(bad_state(fmt::format("queue {}: size {}", index, q.size)));
   }
-  if (q.ready &&
-      (q.desc_addr % 16 != 0 || q.driver_addr % 2 != 0 || q.device_addr % 4 != 0)) {
+  if (q.ready && (q.desc_addr % 16 != 0 || q.driver_addr % 2 != 0 || q.device_addr % 4 != 0)) {
     return fail(bad_state(fmt::format("queue {}: misaligned ring", index)));
   }
   // The device never has more chains popped than the ring holds.
@@ -110,9 +109,9 @@ VmmResult<VirtioBlockState> decode_virtio_block_state(ByteReader& in) {
     return fail(bad_state("truncated"));
   }
   if (magic != VirtioBlockState::kMagic || version != VirtioBlockState::kVersion) {
-    return fail(bad_state(fmt::format("magic {:#x} version {} (want {:#x} version {})", magic,
-                                      version, VirtioBlockState::kMagic,
-                                      VirtioBlockState::kVersion)));
+    return fail(
+        bad_state(fmt::format("magic {:#x} version {} (want {:#x} version {})", magic, version,
+                              VirtioBlockState::kMagic, VirtioBlockState::kVersion)));
   }
   if ((flags & ~kFlagReadOnly) != 0) {
     return fail(bad_state(fmt::format("unknown flags {:#x}", flags)));
@@ -128,8 +127,8 @@ VmmResult<VirtioBlockState> decode_virtio_block_state(ByteReader& in) {
     return fail(bad_state(fmt::format("unknown interrupt bits {:#x}", t.interrupt_status)));
   }
   if (queue_count > VirtioBlockState::kMaxQueues) {
-    return fail(bad_state(fmt::format("{} queues (max {})", queue_count,
-                                      VirtioBlockState::kMaxQueues)));
+    return fail(
+        bad_state(fmt::format("{} queues (max {})", queue_count, VirtioBlockState::kMaxQueues)));
   }
   for (uint32_t i = 0; i < queue_count; ++i) {
     auto q = decode_queue(in, i);

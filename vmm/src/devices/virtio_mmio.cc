@@ -162,8 +162,7 @@ void VirtioMmioTransport::write_queue_register(uint64_t offset, uint32_t value) 
   const bool is_queue_reg = offset == reg::kQueueNum || offset == reg::kQueueReady ||
                             (offset >= reg::kQueueDescLow && offset <= reg::kQueueDeviceHigh);
   // Queue registers change only while the queue is not live (§4.2.3.2).
-  if (!is_queue_reg || queue_sel_ >= queues_.size() ||
-      (status_ & kVirtioStatusDriverOk) != 0) {
+  if (!is_queue_reg || queue_sel_ >= queues_.size() || (status_ & kVirtioStatusDriverOk) != 0) {
     ignore();
     return;
   }
@@ -318,8 +317,8 @@ VmmResult<void> VirtioMmioTransport::restore(const VirtioMmioState& state) {
   }
   if ((status_bits & kVirtioStatusFeaturesOk) != 0 &&
       (state.driver_features & ~device_.device_features()) != 0) {
-    return bad(fmt::format("driver features {:#x} not offered by this device",
-                           state.driver_features));
+    return bad(
+        fmt::format("driver features {:#x} not offered by this device", state.driver_features));
   }
   if ((state.interrupt_status & ~(kVirtioInterruptUsedBuffer | kVirtioInterruptConfigChange)) !=
       0) {

@@ -209,8 +209,8 @@ bool Virtqueue::should_interrupt() const {
 }
 
 VirtqueueState Virtqueue::state() const {
-  return VirtqueueState{size_,      true,          desc_addr_, avail_addr_,
-                        used_addr_, last_avail_idx_, used_idx_};
+  return VirtqueueState{size_,           true,     desc_addr_, avail_addr_, used_addr_,
+                        last_avail_idx_, used_idx_};
 }
 
 }  // namespace ferry::vmm

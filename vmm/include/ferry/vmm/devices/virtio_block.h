@@ -47,15 +47,15 @@ inline constexpr uint64_t kMaxBlockRequestBytes = 8ull << 20;
 inline constexpr uint64_t kVirtioBlkConfigBytes = 24;
 
 struct BlockConfig {
-  std::string path;               // raw image file
-  bool read_only = false;         // also forced when the file is not writable
+  std::string path;                   // raw image file
+  bool read_only = false;             // also forced when the file is not writable
   std::string serial = "ferry-vblk";  // GET_ID answer, at most 20 bytes used
-  uint16_t queue_size = 256;      // QueueNumMax: a power of two in 2..1024
+  uint16_t queue_size = 256;          // QueueNumMax: a power of two in 2..1024
 };
 
 /// Counters for the control socket and tests. Monotonic; never reset by the guest.
 struct VirtioBlockStats {
-  uint64_t requests = 0;      // chains completed (good or bad)
+  uint64_t requests = 0;  // chains completed (good or bad)
   uint64_t reads = 0;
   uint64_t writes = 0;
   uint64_t flushes = 0;
@@ -135,6 +135,9 @@ class VirtioBlock final : public VirtioDevice, public migration::MigratableDisk 
   bool pop_batch(std::vector<Request>& batch);
   Request parse(uint16_t head, const DescriptorChain& chain);
   void execute(std::vector<Request>& batch);
+  void answer_get_id(Request& r);
+  std::optional<BlockOp> make_data_op(const Request& r);
+  void finish_data_op(Request& r, const BlockOp& op);
   void complete(std::vector<Request>& batch);
   void wait_idle(std::unique_lock<std::mutex>& lock) const;
 
@@ -151,10 +154,10 @@ class VirtioBlock final : public VirtioDevice, public migration::MigratableDisk 
   mutable std::mutex mu_;
   mutable std::condition_variable idle_cv_;
   std::optional<Virtqueue> queue_;
-  bool paused_ = false;    // quiesce()
-  int holds_ = 0;          // reset() in progress: no new batches
-  bool busy_ = false;      // the worker owns popped, not yet completed requests
-  bool broken_ = false;    // ring fault: NEEDS_RESET until the driver resets
+  bool paused_ = false;  // quiesce()
+  int holds_ = 0;        // reset() in progress: no new batches
+  bool busy_ = false;    // the worker owns popped, not yet completed requests
+  bool broken_ = false;  // ring fault: NEEDS_RESET until the driver resets
   std::atomic<bool> stop_{false};
   std::thread worker_;
 };

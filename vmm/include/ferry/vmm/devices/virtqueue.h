@@ -29,9 +29,9 @@ inline constexpr uint16_t kVirtqAvailFNoInterrupt = 1;
 struct VirtqueueState {
   uint16_t size = 0;
   bool ready = false;
-  uint64_t desc_addr = 0;    // descriptor table (QueueDesc)
-  uint64_t driver_addr = 0;  // available ring (QueueDriver)
-  uint64_t device_addr = 0;  // used ring (QueueDevice)
+  uint64_t desc_addr = 0;       // descriptor table (QueueDesc)
+  uint64_t driver_addr = 0;     // available ring (QueueDriver)
+  uint64_t device_addr = 0;     // used ring (QueueDevice)
   uint16_t last_avail_idx = 0;  // next avail ring slot the device will consume
   uint16_t used_idx = 0;        // next used ring slot the device will fill
 };
@@ -39,18 +39,18 @@ struct VirtqueueState {
 /// Why a queue or a chain was refused.
 enum class QueueErrc {
   Invalid = 0,
-  BadSize,            // queue size 0, not a power of two, or too large
-  RingOutsideRam,     // descriptor table / avail / used ring not inside guest RAM
-  RingMisaligned,     // ring address not aligned as §2.7 requires
-  AvailIdxJump,       // avail->idx moved by more than the queue size: driver is broken
-  HeadOutOfRange,     // avail ring names a head descriptor >= queue size
-  IndexOutOfRange,    // a descriptor's next field >= queue size
-  ChainLoop,          // more descriptors in one chain than the queue holds
+  BadSize,          // queue size 0, not a power of two, or too large
+  RingOutsideRam,   // descriptor table / avail / used ring not inside guest RAM
+  RingMisaligned,   // ring address not aligned as §2.7 requires
+  AvailIdxJump,     // avail->idx moved by more than the queue size: driver is broken
+  HeadOutOfRange,   // avail ring names a head descriptor >= queue size
+  IndexOutOfRange,  // a descriptor's next field >= queue size
+  ChainLoop,        // more descriptors in one chain than the queue holds
   IndirectNotNegotiated,
-  BufferOutsideRam,   // [addr, addr+len) not wholly inside one RAM region
-  ChainTooLong,       // total bytes of the chain above the cap
-  WriteBeforeRead,    // a device-readable descriptor after a device-writable one
-  UsedRingWrite,      // writing the used ring failed (ring left RAM: cannot happen once valid)
+  BufferOutsideRam,  // [addr, addr+len) not wholly inside one RAM region
+  ChainTooLong,      // total bytes of the chain above the cap
+  WriteBeforeRead,   // a device-readable descriptor after a device-writable one
+  UsedRingWrite,     // writing the used ring failed (ring left RAM: cannot happen once valid)
 };
 
 /// Short human text for an errc ("descriptor index out of range").
