@@ -102,10 +102,12 @@ void Receiver::record_failure(const MigrationError& e) {
     }
   }
   failed_ = true;
-  // Unblock every reader, channel 0 included; the first failure is the one reported.
-  for (auto& c : ch_) {
-    if (c) {
-      c->shutdown();
+  // Stop the data channels (the source's writes to them fail at once). Channel 0 stays
+  // open: the control loop notices failed_ after its next record and sends our reason
+  // to the source in an Error record.
+  for (size_t c = 1; c < ch_.size(); ++c) {
+    if (ch_[c]) {
+      ch_[c]->shutdown();
     }
   }
 }
@@ -431,6 +433,9 @@ Status Receiver::control_loop() {
       return fail(rec.error());
     }
     wire_bytes_ += rec->wire_size();
+    if (failed_) {
+      return first_failure();
+    }
     const MigrationPhase phase = phase_;
     const bool blackout = phase == MigrationPhase::Blackout;
     const bool c0_done = channel_done_[0] != 0;

@@ -583,12 +583,11 @@ MigrationError Sender::recover(MigrationError error) {
   for (size_t c = 1; c < channels_.size(); ++c) {
     channels_[c]->shutdown();
   }
-  // If channel 0 itself is healthy (a local cancel or VM failure), let its writer finish
-  // the frame in flight so the Cancel record below lands on a record boundary.
-  const bool stream_broken =
-      error.errc == MigrationErrc::Stream || error.errc == MigrationErrc::Timeout;
+  // Let channel 0's writer finish the frame in flight (bounded by io_timeout; the guest
+  // already runs again) so the Cancel below lands on a record boundary and the
+  // destination's Error record, if it sent one, can still be read.
   for (size_t c = 0; c < pipes_.size(); ++c) {
-    pipes_[c]->abort(c == 0 && !stream_broken);
+    pipes_[c]->abort(c == 0);
   }
   if (dirty_log_on_) {
     vm_.stop_dirty_log();

@@ -194,6 +194,22 @@ TEST(Faults, CorruptionIsReportedByTheDestination) {
       << r.out->error().detail;
 }
 
+TEST(Faults, CorruptionOnADataChannelIsReportedByTheDestination) {
+  FakeVmConfig c = cfg();
+  c.regions = {{0, 4u << 20}};
+  FakeVm src(c);
+  src.fill(9);
+  auto before = src.memory();
+  RunSetup s;
+  s.channels = 3;
+  s.to_dest = {PipeFaults{}, PipeFaults{.corrupt_byte = 200'000}, PipeFaults{}};
+  RunResult r = run_migration(src, s);
+  expect_safe(r, src, before, "corrupt channel 1");
+  EXPECT_EQ(r.out->error().errc, MigrationErrc::PeerFailed) << r.out->error().message();
+  EXPECT_NE(r.out->error().detail.find("checksum mismatch"), std::string::npos)
+      << r.out->error().detail;
+}
+
 TEST(Faults, StalledDestinationTimesOut) {
   FakeVm src(cfg());
   src.fill(2);

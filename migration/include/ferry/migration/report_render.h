@@ -1,0 +1,23 @@
+// Renders a migration report (the JSON written by `ferry migrate --report`) for a person:
+// a plain-text table for the terminal and an SVG timeline (phases, rounds, blackout,
+// per-round throughput). Used by `ferry report`; works from JSON so older reports render.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace ferry::migration {
+
+/// Summary, phases, rounds and convergence decisions as aligned text tables.
+std::string render_report_table(const nlohmann::json& report);
+
+/// A self-contained SVG document: phase timeline with rounds and blackout marked, and
+/// bars of guest bytes and wire bytes per round.
+std::string render_report_svg(const nlohmann::json& report);
+
+/// Human units: "1.5 GiB", "12.0 ms".
+std::string format_bytes(double bytes);
+std::string format_ns(double ns);
+
+}  // namespace ferry::migration
