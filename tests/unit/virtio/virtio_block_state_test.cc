@@ -187,3 +187,50 @@ TEST(VirtioBlockStateDecode, RejectsMalformedState) {
 
 }  // namespace
 }  // namespace ferry::vmm::test
+
+namespace ferry::vmm::test {
+namespace {
+
+// The destination VMM keeps one device object (the bus and the migration engine hold
+// references to it) and loads the state into it in place, even after it was used.
+TEST_F(VirtioBlockStateTest, LoadStateInPlaceReplacesQueueState) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(drv_->write(i, pattern(512, static_cast<uint8_t>(i + 40))).status, kVirtioBlkSOk);
+  }
+  src_->quiesce();
+  const VirtioBlockState saved = src_->save();
+  src_.reset();
+
+  FakeIrq dst_irq;
+  auto dst = VirtioBlock::create(ram_.mem(), dst_irq, BlockConfig{image_.path()});
+  ASSERT_TRUE(dst.has_value());
+  // The device is live with other queue state (a 16-entry queue, one request done).
+  // (Its setup zeroes the rings drv_ uses too; the idx words are put back below.)
+  GuestDriver other(ram_, (*dst)->mmio(), 16);
+  ASSERT_TRUE(other.init());
+  ASSERT_EQ(other.read(0, 512).status, kVirtioBlkSOk);
+  // A state for another disk is refused up front and leaves the device quiesced.
+  VirtioBlockState wrong = saved;
+  wrong.capacity_sectors += 1;
+  EXPECT_FALSE((*dst)->load_state(wrong).has_value());
+  EXPECT_TRUE((*dst)->quiesced());
+  // The real state replaces the live queue in place.
+  ASSERT_TRUE((*dst)->load_state(saved).has_value());
+  EXPECT_TRUE((*dst)->quiesced());
+  const VirtioBlockState loaded = (*dst)->save();
+  EXPECT_EQ(loaded.transport.queues[0].size, 64);
+  EXPECT_EQ(loaded.transport.queues[0].last_avail_idx, 5);
+  (*dst)->resume();
+  drv_->set_mmio((*dst)->mmio());
+  // Put back the two idx words `other` zeroed, as the migrated guest's RAM has them.
+  ram_.put<uint16_t>(kAvailGpa + 2, 5);
+  ram_.put<uint16_t>(kUsedGpa + 2, 5);
+  ASSERT_EQ(drv_->write(9, pattern(512, 99)).status, kVirtioBlkSOk);
+  ASSERT_EQ(drv_->read(2, 512, 0x70000).status, kVirtioBlkSOk);
+  EXPECT_EQ(std::vector<uint8_t>(ram_.host(0x70000), ram_.host(0x70000) + 512),
+            pattern(512, 42));
+  EXPECT_EQ(image_.contents()[9 * 512 + 1], pattern(512, 99)[1]);
+}
+
+}  // namespace
+}  // namespace ferry::vmm::test

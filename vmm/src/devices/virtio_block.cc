@@ -133,19 +133,22 @@ VmmResult<std::unique_ptr<VirtioBlock>> VirtioBlock::restore(GuestMemory& mem, I
   if (!dev) {
     return dev;
   }
-  VirtioBlock& d = **dev;
-  if (state.capacity_sectors != d.capacity_sectors() || state.read_only != d.read_only()) {
-    return fail(vmm_error(
-        VmmErrc::RestoreState,
-        fmt::format("virtio-blk state is for a {}-sector{} disk; {} has {} sectors{}",
-                    state.capacity_sectors, state.read_only ? " read-only" : "", config.path,
-                    d.capacity_sectors(), d.read_only() ? " (read-only)" : "")));
-  }
-  d.quiesce();
-  if (auto ok = d.transport_.restore(state.transport); !ok) {
+  if (auto ok = (*dev)->load_state(state); !ok) {
     return fail(ok.error());
   }
   return dev;
+}
+
+VmmResult<void> VirtioBlock::load_state(const VirtioBlockState& state) {
+  quiesce();
+  if (state.capacity_sectors != capacity_sectors() || state.read_only != read_only()) {
+    return fail(vmm_error(
+        VmmErrc::RestoreState,
+        fmt::format("virtio-blk state is for a {}-sector{} disk; {} has {} sectors{}",
+                    state.capacity_sectors, state.read_only ? " read-only" : "",
+                    backend_->path(), capacity_sectors(), read_only() ? " (read-only)" : "")));
+  }
+  return transport_.restore(state.transport);
 }
 
 VirtioBlock::~VirtioBlock() {

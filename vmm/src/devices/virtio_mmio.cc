@@ -343,6 +343,7 @@ VmmResult<void> VirtioMmioTransport::restore(const VirtioMmioState& state) {
   }
   if ((status_ & kVirtioStatusDriverOk) != 0 && (state.status & kVirtioStatusNeedsReset) == 0) {
     if (!device_.activate(driver_features_, state.queues)) {
+      reset_locked();  // never leave DRIVER_OK set over a device that is not running
       return bad("device refused the saved queues (rings outside guest RAM?)");
     }
   }

@@ -96,6 +96,12 @@ class VirtioBlock final : public VirtioDevice, public migration::MigratableDisk 
   bool quiesced() const;
   /// The device state; call while quiesced, or in-flight requests are not in it.
   VirtioBlockState save() const;
+  /// Loads `state` into this device in place (destination side, guest paused): checks
+  /// it against this image (capacity, read-only) and the guest RAM, drops the current
+  /// queue state and leaves the device quiesced; resume() starts it. References to this
+  /// object (bus, MigratableDisk) stay valid. On error the device stays quiesced, either
+  /// unchanged (state refused up front) or reset (rings refused).
+  VmmResult<void> load_state(const VirtioBlockState& state);
 
   VirtioBlockStats stats() const;
   void set_fault_injection(const BlockFaultInjection& faults);
