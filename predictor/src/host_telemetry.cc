@@ -59,6 +59,31 @@ PResult<std::vector<float>> read_smart(const std::string& device) {
   return parse_smartctl_json(out);
 }
 
+PResult<IoRates> io_rates(const kernel::DiskStats& a, const kernel::DiskStats& b,
+                          double interval_ms) {
+  if (interval_ms <= 0) {
+    return perr(PredictorErrc::BadArgument, "interval must be positive");
+  }
+  const uint64_t* pairs[][2] = {{&a.reads, &b.reads},   {&a.read_ms, &b.read_ms},
+                                {&a.writes, &b.writes}, {&a.write_ms, &b.write_ms},
+                                {&a.io_ms, &b.io_ms},   {&a.weighted_io_ms, &b.weighted_io_ms}};
+  for (const auto& p : pairs) {
+    if (*p[1] < *p[0]) {
+      return perr(PredictorErrc::BadArgument,
+                  fmt::format("{}: counters went backwards (device reset?)", b.name));
+    }
+  }
+  const auto d = [](uint64_t x, uint64_t y) { return static_cast<double>(y - x); };
+  IoRates r;
+  const double reads = d(a.reads, b.reads), writes = d(a.writes, b.writes);
+  r.read_latency_ms = reads > 0 ? d(a.read_ms, b.read_ms) / reads : std::nan("");
+  r.write_latency_ms = writes > 0 ? d(a.write_ms, b.write_ms) / writes : std::nan("");
+  r.utilisation = std::min(1.0, d(a.io_ms, b.io_ms) / interval_ms);
+  r.queue_depth = d(a.weighted_io_ms, b.weighted_io_ms) / interval_ms;
+  r.in_flight = b.in_flight;
+  return r;
+}
+
 CpuReading cpu_reading_from(const std::vector<kernel::CpuFreqStats>& cpus, float probe_ratio) {
   CpuReading r;
   r.values.assign(cpu_schema().channels.size(), kMissing);

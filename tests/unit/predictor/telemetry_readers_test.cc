@@ -60,6 +60,26 @@ TEST(Diskstats, AbsentAndMalformedSources) {
   EXPECT_FALSE(kernel::parse_diskstats("8 0 sda 1 2 3 4 5 6 7 8 9 10 x\n"));
 }
 
+TEST(Diskstats, IoRatesFromTwoSnapshots) {
+  kernel::DiskStats a, b;
+  a.name = b.name = "sda";
+  a.reads = 100, b.reads = 150;
+  a.read_ms = 1000, b.read_ms = 1250;  // 250 ms over 50 reads
+  a.writes = b.writes = 10;
+  a.io_ms = 0, b.io_ms = 500;
+  a.weighted_io_ms = 0, b.weighted_io_ms = 2000;
+  b.in_flight = 3;
+  auto r = io_rates(a, b, 1000);
+  ASSERT_TRUE(r);
+  EXPECT_DOUBLE_EQ(r->read_latency_ms, 5.0);
+  EXPECT_TRUE(std::isnan(r->write_latency_ms));  // no writes: latency unknown, not 0
+  EXPECT_DOUBLE_EQ(r->utilisation, 0.5);
+  EXPECT_DOUBLE_EQ(r->queue_depth, 2.0);
+  EXPECT_EQ(r->in_flight, 3u);
+  EXPECT_FALSE(io_rates(b, a, 1000));  // counters going backwards
+  EXPECT_FALSE(io_rates(a, b, 0));
+}
+
 TEST(Diskstats, LiveProcIsReadable) {
   // Every Linux host has /proc/diskstats; this checks the real kernel layout parses.
   auto live = kernel::read_diskstats("");

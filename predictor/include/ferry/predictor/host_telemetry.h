@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ferry/kernel-interfaces/telemetry_cpufreq.h"
+#include "ferry/kernel-interfaces/telemetry_diskstats.h"
 #include "ferry/predictor/error.h"
 #include "ferry/predictor/telemetry.h"
 
@@ -23,6 +24,20 @@ PResult<std::vector<float>> parse_smartctl_json(const std::string& text);
 /// Runs `smartctl --json -A <device>` and parses it. OpenData when smartctl is not
 /// installed or cannot read the device (the message says which).
 PResult<std::vector<float>> read_smart(const std::string& device);
+
+/// I/O behaviour of one block device between two /proc/diskstats snapshots.
+struct IoRates {
+  double read_latency_ms = 0.0;   // mean time per completed read (NaN if no reads)
+  double write_latency_ms = 0.0;  // mean time per completed write (NaN if no writes)
+  double utilisation = 0.0;       // fraction of the interval with I/O in flight
+  double queue_depth = 0.0;       // mean requests in flight (weighted ms / interval)
+  uint64_t in_flight = 0;         // requests in flight at the second snapshot
+};
+
+/// Rates from two snapshots `interval_ms` apart. Counters that went backwards (device
+/// reset, wrap) give an error instead of a negative rate.
+PResult<IoRates> io_rates(const kernel::DiskStats& before, const kernel::DiskStats& after,
+                          double interval_ms);
 
 /// A cpu_schema() reading plus the names of the sources that were absent.
 struct CpuReading {
