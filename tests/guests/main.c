@@ -33,7 +33,7 @@ static uint64_t align_up(uint64_t v, uint64_t a) {
     return (v + a - 1) & ~(a - 1);
 }
 
-static void finish(uint32_t status, uint64_t writes, uint64_t failures, uint64_t backwards) {
+__attribute__((noreturn)) static void finish(uint32_t status, uint64_t writes, uint64_t failures, uint64_t backwards) {
     struct gl_line l;
     gl_line_reset(&l);
     gl_line_str(&l, "FERRY-GUEST done status=");
@@ -48,7 +48,7 @@ static void finish(uint32_t status, uint64_t writes, uint64_t failures, uint64_t
     guest_exit(status);
 }
 
-static void fail_early(uint32_t status, const char *what, const char *detail, uint32_t dlen) {
+__attribute__((noreturn)) static void fail_early(uint32_t status, const char *what, const char *detail, uint32_t dlen) {
     struct gl_line l;
     gl_line_reset(&l);
     gl_line_str(&l, what);
@@ -312,7 +312,20 @@ static void run_bsp_loop(void) {
     }
 }
 
-static void run_workload(void) {
+static void print_running(uint64_t t_init) {
+    struct gl_line l;
+    gl_line_reset(&l);
+    gl_line_str(&l, "FERRY-GUEST running init_ms=");
+    gl_line_u64(&l, (guest_now(0) - t_init) / 1000000ull);
+    gl_line_str(&l, " pages=");
+    gl_line_u64(&l, g.ws_pages);
+    gl_line_str(&l, " idle=");
+    gl_line_str(&l, idle_uses_hlt() ? "hlt" : "spin");
+    print_line(&l);
+}
+
+/* Init pass on every vCPU, first disk operations, optional damage; then the run starts. */
+static void start_workload(void) {
     g.go = 1;
     uint64_t t_init = guest_now(0);
     workload_init_slice(0);
@@ -325,21 +338,11 @@ static void run_workload(void) {
     if (g.cfg.inject != GL_INJECT_NONE) {
         workload_inject();
     }
-    struct gl_line l;
-    gl_line_reset(&l);
-    gl_line_str(&l, "FERRY-GUEST running init_ms=");
-    gl_line_u64(&l, (guest_now(0) - t_init) / 1000000ull);
-    gl_line_str(&l, " pages=");
-    gl_line_u64(&l, g.ws_pages);
-    gl_line_str(&l, " idle=");
-    gl_line_str(&l, idle_uses_hlt() ? "hlt" : "spin");
-    print_line(&l);
+    print_running(t_init);
     __atomic_store_n(&g.start, 1u, __ATOMIC_RELEASE);
-    if (g.cfg.mode == GL_MODE_IDLE) {
-        run_idle_loop();
-    } else {
-        run_bsp_loop();
-    }
+}
+
+static void stop_aps(void) {
     __atomic_store_n(&g.stop, 1u, __ATOMIC_RELEASE);
     uint64_t t_stop = guest_now(0);
     for (uint32_t i = 1; i < g.nvcpus; i++) {
@@ -352,7 +355,11 @@ static void run_workload(void) {
             cpu_relax();
         }
     }
+}
+
+static void print_vcpu_lines(void) {
     for (uint32_t i = 0; i < g.nvcpus; i++) {
+        struct gl_line l;
         gl_line_reset(&l);
         gl_line_str(&l, "vcpu cpu=");
         gl_line_u64(&l, i);
@@ -366,16 +373,20 @@ static void run_workload(void) {
         gl_line_u64(&l, g_vcpu[i].time_backwards);
         print_line(&l);
     }
-    uint64_t bad_pages = workload_verify_all();
+}
+
+/* Final pass over every page and every written disk block, summary, exit. */
+static void finish_workload(void) {
+    print_vcpu_lines();
+    workload_verify_all(); /* failures are counted per vCPU by report_failure */
     uint64_t nsectors = 0;
-    uint64_t bad_sectors = disk_verify_all(&nsectors);
-    (void)bad_pages;
-    (void)bad_sectors;
+    disk_verify_all(&nsectors);
     uint64_t failures = g.disk.failures + g.extra_failures, backwards = 0;
     for (uint32_t i = 0; i < MAX_CPUS; i++) {
         failures += g_vcpu[i].failures;
         backwards += g_vcpu[i].time_backwards;
     }
+    struct gl_line l;
     gl_line_reset(&l);
     gl_line_str(&l, failures ? "verify FAIL total=" : "verify ok");
     if (failures) {
@@ -389,15 +400,26 @@ static void run_workload(void) {
     finish(failures || backwards ? EXIT_VERIFY_FAIL : EXIT_OK, sum_writes(), failures, backwards);
 }
 
-static void bsp_main(uint32_t mbi_addr, uint32_t magic, uint64_t loader_cpus) {
-    const struct mb_info *mbi = (const struct mb_info *)(uintptr_t)mbi_addr;
-    g_vcpu[0].last_ns = 0;
+static void run_workload(void) {
+    start_workload();
+    if (g.cfg.mode == GL_MODE_IDLE) {
+        run_idle_loop();
+    } else {
+        run_bsp_loop();
+    }
+    stop_aps();
+    finish_workload();
+}
+
+/* Command line and clock; exits with status 2 if either is unusable. */
+static void read_config(const struct mb_info *mbi, uint32_t magic) {
     if (magic != MB_BOOT_MAGIC) {
         fail_early(EXIT_BAD_CMDLINE, "FERRY-GUEST error: boot magic is not 0x2BADB002", 0, 0);
     }
     gl_config_defaults(&g.cfg);
     struct gl_parse_result res;
-    const char *cmdline = (mbi->flags & MB_INFO_CMDLINE) ? (const char *)(uintptr_t)mbi->cmdline : 0;
+    const char *cmdline =
+        (mbi->flags & MB_INFO_CMDLINE) ? (const char *)(uintptr_t)mbi->cmdline : 0;
     gl_parse_cmdline(cmdline, &g.cfg, &res);
     print_warnings(&res);
     if (!res.ok) {
@@ -411,6 +433,50 @@ static void bsp_main(uint32_t mbi_addr, uint32_t magic, uint64_t loader_cpus) {
     if (clock_setup(khz) == CLOCK_NONE) {
         fail_early(EXIT_BAD_CMDLINE, "FERRY-GUEST bad-cmdline: no kvmclock; pass tsc_khz=", 0, 0);
     }
+}
+
+__attribute__((noreturn)) static void run_badvirtio(uint64_t ring_addr) {
+    g.go = 2;
+    uint32_t st = EXIT_BAD_CMDLINE;
+    if (g.cfg.n_virtio == 0) {
+        print_str("BADVIRTIO error: no virtio_mmio.device= on the command line");
+    } else {
+        g.disk.dev.base = g.cfg.virtio[0].base;
+        g.disk.dev.size = g.cfg.virtio[0].size;
+        st = badvirtio_run(&g.disk.dev, (void *)(uintptr_t)ring_addr);
+    }
+    finish(st, 0, st == EXIT_OK ? 0 : 1, 0);
+}
+
+__attribute__((noreturn)) static void run_fault(void) {
+    /* Exercise the exception path: a ring-3 write above the 4 GiB identity map. */
+    g.go = 2;
+    print_str("FERRY-GUEST fault: writing to 0x4000000000 (unmapped)");
+    *(volatile uint64_t *)(uintptr_t)0x4000000000ull = 1;
+    finish(EXIT_VERIFY_FAIL, 0, 1, 0);
+}
+
+/* Rates, hot set, slices and the disk, once the vCPU count is known. */
+static void prepare_workload(uint64_t *next, uint64_t free_end) {
+    uint64_t per_vcpu = (uint64_t)g.cfg.rate_mib * (MIB / GL_PAGE_SIZE) / g.nvcpus;
+    g.pages_per_s_per_vcpu = g.cfg.rate_mib && per_vcpu == 0 ? 1 : per_vcpu;
+    uint64_t hot = g.cfg.hot_mib ? g.cfg.hot_mib : (g.cfg.wss_mib / 8 ? g.cfg.wss_mib / 8 : 1);
+    g.hot_pages = hot * (MIB / GL_PAGE_SIZE);
+    for (uint32_t i = 0; i < g.nvcpus; i++) {
+        g_vcpu[i].first_page = g.ws_pages * i / g.nvcpus;
+        g_vcpu[i].npages = g.ws_pages * (i + 1) / g.nvcpus - g_vcpu[i].first_page;
+    }
+    if (g.cfg.disk != 0 && g.cfg.n_virtio > 0) {
+        setup_disk(next, free_end);
+    } else if (g.cfg.disk == 1) {
+        print_str("disk error: disk=1 but no virtio_mmio.device= on the command line");
+        g.extra_failures++;
+    }
+}
+
+static void bsp_main(uint32_t mbi_addr, uint32_t magic, uint64_t loader_cpus) {
+    const struct mb_info *mbi = (const struct mb_info *)(uintptr_t)mbi_addr;
+    read_config(mbi, magic);
     struct ram_plan plan;
     plan_ram(mbi, &plan);
     g.mem_mib = (plan.total_bytes + MIB / 2) / MIB;
@@ -429,11 +495,7 @@ static void bsp_main(uint32_t mbi_addr, uint32_t magic, uint64_t loader_cpus) {
     }
     lapic_calibrate(!g.cfg.idle_spin); /* after the boot-time mark: takes 5 ms */
     if (g.cfg.mode == GL_MODE_FAULT) {
-        /* Exercise the exception path: a ring-3 write above the 4 GiB identity map. */
-        g.go = 2;
-        print_str("FERRY-GUEST fault: writing to 0x4000000000 (unmapped)");
-        *(volatile uint64_t *)(uintptr_t)0x4000000000ull = 1;
-        finish(EXIT_VERIFY_FAIL, 0, 1, 0);
+        run_fault();
     }
     if (!fits) {
         fail_early(EXIT_BAD_CMDLINE, "FERRY-GUEST bad-cmdline: wss does not fit in guest RAM",
@@ -444,32 +506,9 @@ static void bsp_main(uint32_t mbi_addr, uint32_t magic, uint64_t loader_cpus) {
         g.extra_failures++;
     }
     if (g.cfg.mode == GL_MODE_BADVIRTIO) {
-        g.go = 2;
-        uint8_t *ring = (uint8_t *)(uintptr_t)next;
-        uint32_t st = EXIT_BAD_CMDLINE;
-        if (g.cfg.n_virtio == 0) {
-            print_str("BADVIRTIO error: no virtio_mmio.device= on the command line");
-        } else {
-            g.disk.dev.base = g.cfg.virtio[0].base;
-            g.disk.dev.size = g.cfg.virtio[0].size;
-            st = badvirtio_run(&g.disk.dev, ring);
-        }
-        finish(st, 0, st == EXIT_OK ? 0 : 1, 0);
+        run_badvirtio(next);
     }
-    uint64_t per_vcpu = (uint64_t)g.cfg.rate_mib * (MIB / GL_PAGE_SIZE) / g.nvcpus;
-    g.pages_per_s_per_vcpu = g.cfg.rate_mib && per_vcpu == 0 ? 1 : per_vcpu;
-    uint64_t hot = g.cfg.hot_mib ? g.cfg.hot_mib : (g.cfg.wss_mib / 8 ? g.cfg.wss_mib / 8 : 1);
-    g.hot_pages = hot * (MIB / GL_PAGE_SIZE);
-    for (uint32_t i = 0; i < g.nvcpus; i++) {
-        g_vcpu[i].first_page = g.ws_pages * i / g.nvcpus;
-        g_vcpu[i].npages = g.ws_pages * (i + 1) / g.nvcpus - g_vcpu[i].first_page;
-    }
-    if (g.cfg.disk != 0 && g.cfg.n_virtio > 0) {
-        setup_disk(&next, plan.free_end);
-    } else if (g.cfg.disk == 1) {
-        print_str("disk error: disk=1 but no virtio_mmio.device= on the command line");
-        g.extra_failures++;
-    }
+    prepare_workload(&next, plan.free_end);
     run_workload();
 }
 

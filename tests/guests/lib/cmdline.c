@@ -134,96 +134,82 @@ static int parse_u32_range(const char *v, uint32_t len, uint64_t lo, uint64_t hi
     return 1;
 }
 
+/* Index of v in names[0..n), or -1. */
+static int parse_choice(const char *v, uint32_t vl, const char *const *names, int n) {
+    for (int i = 0; i < n; i++) {
+        if (tok_eq(v, vl, names[i])) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* Numeric keys stored in uint32_t fields. */
+struct u32_key {
+    const char *key;
+    uint64_t lo, hi;
+    size_t off;
+    const char *err;
+};
+
+static const struct u32_key kU32Keys[] = {
+    {"wss", 1, 4095, offsetof(struct gl_config, wss_mib), "wss must be 1..4095 (MiB)"},
+    {"rate", 0, 1000000, offsetof(struct gl_config, rate_mib), "rate must be 0..1000000 (MiB/s)"},
+    {"hot", 1, 4095, offsetof(struct gl_config, hot_mib), "hot must be 1..4095 (MiB)"},
+    {"duration", 0, 1000000, offsetof(struct gl_config, duration_s),
+     "duration must be 0..1000000 (s)"},
+    {"report", 10, 3600000, offsetof(struct gl_config, report_ms),
+     "report must be 10..3600000 (ms)"},
+    {"disk_ops", 0, 10000, offsetof(struct gl_config, disk_ops), "disk_ops must be 0..10000"},
+    {"cpus", 1, GL_MAX_CPUS, offsetof(struct gl_config, cpus), "cpus must be 1..8"},
+    {"smp", 1, GL_MAX_CPUS, offsetof(struct gl_config, cpus), "cpus must be 1..8"},
+};
+
+/* Keys whose value is one word of a fixed list; the index is the stored value. */
+static const char *const kModes[] = {"workload", "badvirtio", "hello", "fault", "idle"};
+static const char *const kPatterns[] = {"seq", "random", "hot"};
+static const char *const kFills[] = {"header", "full"};
+static const char *const kIdles[] = {"hlt", "spin"};
+static const char *const kInjects[] = {"none", "stale", "corrupt"};
+
+static int apply_choice(struct gl_config *cfg, const char *k, uint32_t kl, const char *v,
+                        uint32_t vl, const char **err) {
+#define GL_CHOICE(name, list, field, type, msg)                              \
+    if (tok_eq(k, kl, name)) {                                                \
+        int c = parse_choice(v, vl, list, (int)(sizeof(list) / sizeof(list[0]))); \
+        if (c < 0) {                                                          \
+            *err = msg;                                                       \
+            return 0;                                                         \
+        }                                                                     \
+        cfg->field = (type)c;                                                 \
+        return 1;                                                             \
+    }
+    GL_CHOICE("mode", kModes, mode, enum gl_mode,
+              "mode must be workload, idle, badvirtio, hello or fault")
+    GL_CHOICE("pattern", kPatterns, pattern, enum gl_pattern, "pattern must be seq, random or hot")
+    GL_CHOICE("fill", kFills, fill, enum gl_fill, "fill must be header or full")
+    GL_CHOICE("idle", kIdles, idle_spin, uint32_t, "idle must be hlt or spin")
+    GL_CHOICE("inject", kInjects, inject, uint32_t, "inject must be none, stale or corrupt")
+#undef GL_CHOICE
+    return -1;
+}
+
 /* Apply one key=value; 1 ok, 0 bad value, -1 unknown key. */
 static int apply_kv(struct gl_config *cfg, const char *k, uint32_t kl, const char *v,
                     uint32_t vl, const char **err) {
     uint32_t u;
     *err = "bad value";
-    if (tok_eq(k, kl, "mode")) {
-        if (tok_eq(v, vl, "workload")) {
-            cfg->mode = GL_MODE_WORKLOAD;
-        } else if (tok_eq(v, vl, "badvirtio")) {
-            cfg->mode = GL_MODE_BADVIRTIO;
-        } else if (tok_eq(v, vl, "hello")) {
-            cfg->mode = GL_MODE_HELLO;
-        } else if (tok_eq(v, vl, "fault")) {
-            cfg->mode = GL_MODE_FAULT;
-        } else if (tok_eq(v, vl, "idle")) {
-            cfg->mode = GL_MODE_IDLE;
-        } else {
-            *err = "mode must be workload, idle, badvirtio, hello or fault";
-            return 0;
+    for (uint32_t i = 0; i < sizeof(kU32Keys) / sizeof(kU32Keys[0]); i++) {
+        const struct u32_key *key = &kU32Keys[i];
+        if (tok_eq(k, kl, key->key)) {
+            *err = key->err;
+            return parse_u32_range(v, vl, key->lo, key->hi,
+                                   (uint32_t *)(void *)((char *)cfg + key->off));
         }
-        return 1;
     }
-    if (tok_eq(k, kl, "pattern")) {
-        if (tok_eq(v, vl, "seq")) {
-            cfg->pattern = GL_PATTERN_SEQ;
-        } else if (tok_eq(v, vl, "random")) {
-            cfg->pattern = GL_PATTERN_RANDOM;
-        } else if (tok_eq(v, vl, "hot")) {
-            cfg->pattern = GL_PATTERN_HOT;
-        } else {
-            *err = "pattern must be seq, random or hot";
-            return 0;
-        }
-        return 1;
-    }
-    if (tok_eq(k, kl, "idle")) {
-        if (tok_eq(v, vl, "hlt")) {
-            cfg->idle_spin = 0;
-        } else if (tok_eq(v, vl, "spin")) {
-            cfg->idle_spin = 1;
-        } else {
-            *err = "idle must be hlt or spin";
-            return 0;
-        }
-        return 1;
-    }
-    if (tok_eq(k, kl, "inject")) {
-        if (tok_eq(v, vl, "stale")) {
-            cfg->inject = GL_INJECT_STALE;
-        } else if (tok_eq(v, vl, "corrupt")) {
-            cfg->inject = GL_INJECT_CORRUPT;
-        } else if (tok_eq(v, vl, "none")) {
-            cfg->inject = GL_INJECT_NONE;
-    cfg->idle_spin = 0;
-        } else {
-            *err = "inject must be none, stale or corrupt";
-            return 0;
-        }
-        return 1;
-    }
-    if (tok_eq(k, kl, "fill")) {
-        if (tok_eq(v, vl, "header")) {
-            cfg->fill = GL_FILL_HEADER;
-        } else if (tok_eq(v, vl, "full")) {
-            cfg->fill = GL_FILL_FULL;
-        } else {
-            *err = "fill must be header or full";
-            return 0;
-        }
-        return 1;
-    }
-    if (tok_eq(k, kl, "wss")) {
-        *err = "wss must be 1..4095 (MiB)";
-        return parse_u32_range(v, vl, 1, 4095, &cfg->wss_mib);
-    }
-    if (tok_eq(k, kl, "rate")) {
-        *err = "rate must be 0..1000000 (MiB/s)";
-        return parse_u32_range(v, vl, 0, 1000000, &cfg->rate_mib);
-    }
-    if (tok_eq(k, kl, "hot")) {
-        *err = "hot must be 1..4095 (MiB)";
-        return parse_u32_range(v, vl, 1, 4095, &cfg->hot_mib);
-    }
-    if (tok_eq(k, kl, "duration")) {
-        *err = "duration must be 0..1000000 (s)";
-        return parse_u32_range(v, vl, 0, 1000000, &cfg->duration_s);
-    }
-    if (tok_eq(k, kl, "report")) {
-        *err = "report must be 10..3600000 (ms)";
-        return parse_u32_range(v, vl, 10, 3600000, &cfg->report_ms);
+    int r = apply_choice(cfg, k, kl, v, vl, err);
+    if (r >= 0) {
+        return r;
     }
     if (tok_eq(k, kl, "disk")) {
         *err = "disk must be 0 or 1";
@@ -232,14 +218,6 @@ static int apply_kv(struct gl_config *cfg, const char *k, uint32_t kl, const cha
         }
         cfg->disk = (int32_t)u;
         return 1;
-    }
-    if (tok_eq(k, kl, "disk_ops")) {
-        *err = "disk_ops must be 0..10000";
-        return parse_u32_range(v, vl, 0, 10000, &cfg->disk_ops);
-    }
-    if (tok_eq(k, kl, "cpus") || tok_eq(k, kl, "smp")) {
-        *err = "cpus must be 1..8";
-        return parse_u32_range(v, vl, 1, GL_MAX_CPUS, &cfg->cpus);
     }
     if (tok_eq(k, kl, "tsc_khz")) {
         *err = "tsc_khz must be 1000..100000000";

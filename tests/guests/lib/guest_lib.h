@@ -30,6 +30,7 @@ struct gl_page_header {
     uint64_t checksum; /* covers seq, gpa and (fill=full) words 3..511 */
 };
 
+/* Values are indexes into the command-line parser's word lists (cmdline.c). */
 enum gl_fill { GL_FILL_HEADER = 0, GL_FILL_FULL = 1 };
 
 enum gl_page_state { GL_PAGE_OK = 0, GL_PAGE_STALE = 1, GL_PAGE_CORRUPT = 2 };
@@ -72,6 +73,7 @@ uint64_t gl_rng_next(struct gl_rng *r);
 /* Uniform-ish value in [0, n) without division (multiply-high). n > 0. */
 uint64_t gl_rng_below(struct gl_rng *r, uint64_t n);
 
+/* Values are indexes into the command-line parser's word lists (cmdline.c). */
 enum gl_pattern { GL_PATTERN_SEQ = 0, GL_PATTERN_RANDOM = 1, GL_PATTERN_HOT = 2 };
 
 struct gl_picker {
@@ -89,10 +91,17 @@ uint64_t gl_picker_next(struct gl_picker *p);
 
 /* ---- command line ----------------------------------------------------------------------- */
 
+/* Values are indexes into the parser's word lists too. */
 enum gl_inject { GL_INJECT_NONE = 0, GL_INJECT_STALE = 1, GL_INJECT_CORRUPT = 2 };
 
-enum gl_mode { GL_MODE_WORKLOAD = 0, GL_MODE_BADVIRTIO = 1, GL_MODE_HELLO = 2, GL_MODE_FAULT = 3,
-               GL_MODE_IDLE = 4 };
+/* Values are indexes into the parser's word lists (cmdline.c): keep the order. */
+enum gl_mode {
+    GL_MODE_WORKLOAD = 0,
+    GL_MODE_BADVIRTIO = 1,
+    GL_MODE_HELLO = 2,
+    GL_MODE_FAULT = 3,
+    GL_MODE_IDLE = 4
+};
 
 struct gl_virtio_dev {
     uint64_t base;
