@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "ferry/vmm/control_server.h"
 #include "ferry/vmm/machine.h"
+#include "migration_glue.h"
 #include "vm_session.h"
 
 namespace ferry::tools {
@@ -15,6 +16,8 @@ namespace {
 struct RunOptions {
   std::string kernel, initrd, cmdline, memory = "256M", control, serial = "stdio";
   std::string kvm_device = "/dev/kvm";
+  std::string incoming, tls_dir, tls_name, report, max_mem;
+  uint32_t max_vcpus = 64;
   uint32_t cpus = 1;
   std::vector<std::string> disks;
   bool hugepages = false;
@@ -75,6 +78,7 @@ int run_boot(const RunOptions& options) {
     }
     control = std::move(*server);
     add_basic_control_handlers(*control, **machine);
+    add_migrate_control_handler(*control, **machine);
     control->start();
   }
   if (auto ok = (*machine)->start(); !ok) {
@@ -86,6 +90,28 @@ int run_boot(const RunOptions& options) {
     print_error("run", "guest failed: " + exit.reason);
   }
   return vmm::exit_status_of(exit);
+}
+
+int run_incoming_from(const RunOptions& o) {
+  IncomingOptions in;
+  in.listen = o.incoming;
+  in.disks = o.disks;
+  in.control = o.control;
+  in.tls_dir = o.tls_dir;
+  in.tls_name = o.tls_name;
+  in.report_path = o.report;
+  in.max_vcpus = o.max_vcpus;
+  in.kvm_device = o.kvm_device;
+  in.serial_out_fd = o.serial == "none" ? -1 : STDOUT_FILENO;
+  if (!o.max_mem.empty()) {
+    auto mem = vmm::parse_memory_size(o.max_mem);
+    if (!mem) {
+      print_error("run", mem.error().message());
+      return 2;
+    }
+    in.max_memory_bytes = *mem;
+  }
+  return run_incoming(in);
 }
 
 }  // namespace
@@ -112,7 +138,25 @@ void add_run_command(CLI::App& app, int& exit_code) {
   run->add_option("--serial", options->serial, "Console: stdio (default) or none");
   run->add_option("--kvm-device", options->kvm_device, "KVM device node (default /dev/kvm)");
   run->add_flag("--hugepages", options->hugepages, "Back guest RAM with hugetlbfs pages");
+  run->add_option("--incoming", options->incoming,
+                  "Receive a migrating guest on tcp:ADDR:PORT instead of booting one; --disk "
+                  "then names where each migrated disk is written (new file or same size)");
+  run->add_option("--tls-dir", options->tls_dir,
+                  "With --incoming: require TLS 1.3 with mutual auth (DIR/ca.pem, cert.pem, "
+                  "key.pem)");
+  run->add_option("--tls-name", options->tls_name,
+                  "With --tls-dir: the name the source's certificate must carry");
+  run->add_option("--report", options->report,
+                  "With --incoming: write the destination's migration report (JSON) here");
+  run->add_option("--max-mem", options->max_mem,
+                  "With --incoming: refuse guests larger than this (default: host RAM)");
+  run->add_option("--max-cpus", options->max_vcpus,
+                  "With --incoming: refuse guests with more vCPUs (default 64)");
   run->callback([options, &exit_code] {
+    if (!options->incoming.empty()) {
+      exit_code = run_incoming_from(*options);
+      return;
+    }
     if (options->kernel.empty()) {
       print_error("run", "--kernel is required");
       exit_code = 2;

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   ferry::tools::add_run_command(app, exit_code);
   ferry::tools::add_ctl_command(app, exit_code);
+  ferry::tools::add_migrate_command(app, exit_code);
   ferry::tools::add_model_command(app, exit_code);
   ferry::tools::add_report_command(app, exit_code);
   CLI11_PARSE(app, argc, argv);

@@ -252,7 +252,10 @@ VmmResult<void> KvmMachine::setup_devices() {
     }
     const uint64_t base = kVirtioMmioBase + i * 0x1000;
     bus_.add_mmio(base, 0x1000, &(*disk)->transport());
-    config_.cmdline += fmt::format(" virtio_mmio.device=4K@{:#x}:{}", base, irq);
+    if (mode_ == MachineMode::Boot) {
+      // An incoming machine carries the source's command line, which already has it.
+      config_.cmdline += fmt::format(" virtio_mmio.device=4K@{:#x}:{}", base, irq);
+    }
     disks_.push_back(std::move(*disk));
   }
   return {};

@@ -15,6 +15,11 @@ namespace ferry::vmm {
 namespace {
 
 constexpr uint32_t kMsrArchCapabilities = 0x10a;
+// Writing a kvmclock wall-clock MSR makes KVM write the wall-clock struct into guest RAM
+// at once (at gpa 0 when the guest never set it): restoring it would modify the memory
+// that was just migrated and verified. The guest already holds the struct it read.
+constexpr uint32_t kMsrKvmWallClock = 0x11;
+constexpr uint32_t kMsrKvmWallClockNew = 0x4b564d00;
 
 VmmError save_error(const std::string& what, const kernel::SysError& cause) {
   return vmm_error(VmmErrc::SaveState, what, cause);
@@ -66,6 +71,9 @@ VmmResult<std::vector<uint32_t>> migratable_msrs(KvmMachine& machine) {
   std::vector<uint32_t> readable;
   kernel::VcpuFd& probe = machine.vcpus().front()->fd();
   for (uint32_t index : *list) {
+    if (index == kMsrKvmWallClock || index == kMsrKvmWallClockNew) {
+      continue;
+    }
     auto got = probe.get_msrs(std::span<const uint32_t>(&index, 1));
     if (got && got->size() == 1) {
       readable.push_back(index);
