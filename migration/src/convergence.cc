@@ -24,11 +24,11 @@ ConvergenceDecision DefaultConvergencePolicy::decide(const ConvergenceInput& in)
   d.iteration = in.iteration;
   const double budget_ms = std::chrono::duration<double, std::milli>(in.downtime_budget).count();
   const bool urgent = in.risk_score.has_value() && *in.risk_score >= 0.8;
-  const uint32_t max_rounds = urgent ? std::max<uint32_t>(2, config_.max_rounds / 2)
-                                     : config_.max_rounds;
+  const uint32_t max_rounds =
+      urgent ? std::max<uint32_t>(2, config_.max_rounds / 2) : config_.max_rounds;
   if (in.bandwidth_bytes_per_s > 0) {
-    d.predicted_downtime_ms = 1000.0 * static_cast<double>(in.remaining_bytes) /
-                              in.bandwidth_bytes_per_s;
+    d.predicted_downtime_ms =
+        1000.0 * static_cast<double>(in.remaining_bytes) / in.bandwidth_bytes_per_s;
   } else {
     d.predicted_downtime_ms = in.remaining_bytes == 0 ? 0 : 1e12;
   }
@@ -39,8 +39,8 @@ ConvergenceDecision DefaultConvergencePolicy::decide(const ConvergenceInput& in)
 
   if (d.predicted_downtime_ms <= budget_ms) {
     d.action = ConvergenceAction::SwitchOver;
-    d.reason = fmt::format("remaining {} bytes fit the {:.1f} ms budget", in.remaining_bytes,
-                           budget_ms);
+    d.reason =
+        fmt::format("remaining {} bytes fit the {:.1f} ms budget", in.remaining_bytes, budget_ms);
   } else if (in.iteration >= max_rounds) {
     d.action = ConvergenceAction::SwitchOver;
     d.reason = fmt::format("round limit {} reached; forcing switch-over", max_rounds);
@@ -51,14 +51,14 @@ ConvergenceDecision DefaultConvergencePolicy::decide(const ConvergenceInput& in)
   } else {
     d.action = ConvergenceAction::Continue;
     // The first round copies everything, so its rate says nothing about convergence.
-    const bool losing = in.iteration >= 2 &&
-                        (!shrinking || in.dirty_rate_bytes_per_s >= in.bandwidth_bytes_per_s);
+    const bool losing =
+        in.iteration >= 2 && (!shrinking || in.dirty_rate_bytes_per_s >= in.bandwidth_bytes_per_s);
     if ((losing || (urgent && in.iteration >= 1)) && step_ < kTop) {
       step_ = std::min(kTop, step_ + (urgent ? 2 : 1));
-      d.reason = fmt::format("{}: dirty rate {:.1f} MiB/s vs link {:.1f} MiB/s; throttle up",
-                             urgent ? "high failure risk" : "not converging",
-                             in.dirty_rate_bytes_per_s / 1048576.0,
-                             in.bandwidth_bytes_per_s / 1048576.0);
+      d.reason =
+          fmt::format("{}: dirty rate {:.1f} MiB/s vs link {:.1f} MiB/s; throttle up",
+                      urgent ? "high failure risk" : "not converging",
+                      in.dirty_rate_bytes_per_s / 1048576.0, in.bandwidth_bytes_per_s / 1048576.0);
     } else {
       d.reason = fmt::format("predicted downtime {:.1f} ms > budget {:.1f} ms",
                              d.predicted_downtime_ms, budget_ms);

@@ -16,8 +16,8 @@ namespace ferry::migration {
 /// XXH3-64 over the LE bytes of `hashes`.
 uint64_t hash_list(std::span<const uint64_t> hashes);
 
-/// Hashes every page now (the VM must not be running).
-std::vector<RegionDigest> memory_digest_full(const GuestPages& pages);
+/// Hashes every page now (the VM must not be running), split over `threads` threads.
+std::vector<RegionDigest> memory_digest_full(const GuestPages& pages, unsigned threads);
 /// Digest from a per-page hash list (index = page number).
 std::vector<RegionDigest> memory_digest_from(const GuestPages& pages,
                                              std::span<const uint64_t> page_hashes);

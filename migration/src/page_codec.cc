@@ -1,13 +1,12 @@
 // Page/extent codec: zero flag, same-as-before, zstd or raw; strict decoding.
 #include "ferry/migration/page_codec.h"
 
+#include <fmt/format.h>
 #include <xxhash.h>
 #include <zstd.h>
 
 #include <charconv>
 #include <cstring>
-
-#include <fmt/format.h>
 
 namespace ferry::migration {
 
@@ -178,8 +177,8 @@ Result<void, CodecError> BlockDecoder::decode(PageCodec codec, std::span<const u
       break;
     case PageCodec::Raw:
       if (payload.size() != out.size()) {
-        return fail(CodecError{fmt::format("raw payload is {} bytes, expected {}",
-                                           payload.size(), out.size())});
+        return fail(CodecError{
+            fmt::format("raw payload is {} bytes, expected {}", payload.size(), out.size())});
       }
       std::memcpy(out.data(), payload.data(), out.size());
       break;
@@ -192,15 +191,14 @@ Result<void, CodecError> BlockDecoder::decode(PageCodec codec, std::span<const u
         return fail(CodecError{"zstd payload is not a frame with a declared content size"});
       }
       if (declared != out.size()) {
-        return fail(CodecError{fmt::format("zstd frame declares {} bytes, expected {}", declared,
-                                           out.size())});
+        return fail(CodecError{
+            fmt::format("zstd frame declares {} bytes, expected {}", declared, out.size())});
       }
       size_t frame = ZSTD_findFrameCompressedSize(payload.data(), payload.size());
       if (ZSTD_isError(frame) || frame != payload.size()) {
         return fail(CodecError{"zstd payload truncated or followed by extra bytes"});
       }
-      size_t n = ZSTD_decompressDCtx(dctx_, out.data(), out.size(), payload.data(),
-                                     payload.size());
+      size_t n = ZSTD_decompressDCtx(dctx_, out.data(), out.size(), payload.data(), payload.size());
       if (ZSTD_isError(n)) {
         return fail(CodecError{fmt::format("zstd: {}", ZSTD_getErrorName(n))});
       }
@@ -212,13 +210,13 @@ Result<void, CodecError> BlockDecoder::decode(PageCodec codec, std::span<const u
     case PageCodec::SameAsBefore:
     case PageCodec::Invalid:
     default:
-      return fail(CodecError{fmt::format("codec {} cannot be decoded here",
-                                         static_cast<int>(codec))});
+      return fail(
+          CodecError{fmt::format("codec {} cannot be decoded here", static_cast<int>(codec))});
   }
   uint64_t got = XXH3_64bits(out.data(), out.size());
   if (got != expected_hash) {
-    return fail(CodecError{fmt::format("hash mismatch after decoding: got {:016x}, expected {:016x}",
-                                       got, expected_hash)});
+    return fail(CodecError{fmt::format(
+        "hash mismatch after decoding: got {:016x}, expected {:016x}", got, expected_hash)});
   }
   return {};
 }

@@ -1,8 +1,7 @@
 #include "ferry/migration/protocol.h"
 
-#include <time.h>
-
 #include <fmt/format.h>
+#include <time.h>
 
 namespace ferry::migration {
 
@@ -30,34 +29,33 @@ Result<RawRecord, MigrationError> read_record(ByteStream& stream, MigrationPhase
   }
   auto header = decode_record_header(header_bytes);
   if (!header) {
-    return fail(protocol_failure(phase, fmt::format("bad record from {}: {}", stream.peer(),
-                                                    header.error().detail)));
+    return fail(protocol_failure(
+        phase, fmt::format("bad record from {}: {}", stream.peer(), header.error().detail)));
   }
   RawRecord rec;
   rec.type = static_cast<RecordType>(header->type);
   rec.payload.resize(header->length);  // bounded by max_payload_length(type)
   if (auto r = stream.read_exact(rec.payload); !r) {
-    return fail(stream_failure(r.error(), phase,
-                               fmt::format("reading {} payload from {}",
-                                           record_type_name(header->type), stream.peer())));
+    return fail(stream_failure(
+        r.error(), phase,
+        fmt::format("reading {} payload from {}", record_type_name(header->type), stream.peer())));
   }
   if (wire_hash(rec.payload) != header->payload_hash) {
-    return fail(protocol_failure(
-        phase, fmt::format("{} record from {}: payload checksum mismatch",
-                           record_type_name(header->type), stream.peer())));
+    return fail(
+        protocol_failure(phase, fmt::format("{} record from {}: payload checksum mismatch",
+                                            record_type_name(header->type), stream.peer())));
   }
   return rec;
 }
 
 Result<void, MigrationError> write_record(ByteStream& stream, RecordType type,
-                                          std::span<const uint8_t> payload,
-                                          MigrationPhase phase) {
+                                          std::span<const uint8_t> payload, MigrationPhase phase) {
   std::vector<uint8_t> framed = frame_record(type, payload);
   if (auto r = stream.write_all(framed); !r) {
-    return fail(stream_failure(r.error(), phase,
-                               fmt::format("sending {} to {}",
-                                           record_type_name(static_cast<uint16_t>(type)),
-                                           stream.peer())));
+    return fail(
+        stream_failure(r.error(), phase,
+                       fmt::format("sending {} to {}",
+                                   record_type_name(static_cast<uint16_t>(type)), stream.peer())));
   }
   return {};
 }

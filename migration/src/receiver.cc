@@ -4,13 +4,12 @@
 // Channel 0 is handled on the calling thread; channels 1..N-1 each on their own thread.
 #include "ferry/migration/receiver.h"
 
+#include <fmt/format.h>
 #include <xxhash.h>
 
 #include <mutex>
 #include <optional>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "digest.h"
 #include "ferry/migration/dirty_set.h"
@@ -140,9 +139,9 @@ Status Receiver::identify_channels() {
         break;
       }
       if (!opt_.accept_channel) {
-        return fail(proto(hello_ ? fmt::format("hello announced {} channels, {} arrived", want,
-                                               joins_.size() + 1)
-                                 : "no Hello record on any channel"));
+        return fail(proto(
+            hello_ ? fmt::format("hello announced {} channels, {} arrived", want, joins_.size() + 1)
+                   : "no Hello record on any channel"));
       }
       auto more = opt_.accept_channel();
       if (!more) {
@@ -174,9 +173,10 @@ Status Receiver::identify_channels() {
       joins_.push_back(*join);
       pending[next]->set_timeout(opt_.io_timeout);
     } else {
-      return fail(proto(fmt::format("first record on a channel is {}, expected Hello or "
-                                    "ChannelJoin",
-                                    record_type_name(static_cast<uint16_t>(rec->type)))));
+      return fail(
+          proto(fmt::format("first record on a channel is {}, expected Hello or "
+                            "ChannelJoin",
+                            record_type_name(static_cast<uint16_t>(rec->type)))));
     }
     ++next;
   }
@@ -190,9 +190,10 @@ Status Receiver::identify_channels() {
     const ChannelJoin& join = joins_[j++];
     if (join.session != hello_->session || join.channel_count != hello_->channel_count ||
         join.channel >= ch_.size() || ch_[join.channel]) {
-      return fail(proto(fmt::format("channel {} does not belong to this migration (session or "
-                                    "index mismatch)",
-                                    join.channel)));
+      return fail(
+          proto(fmt::format("channel {} does not belong to this migration (session or "
+                            "index mismatch)",
+                            join.channel)));
     }
     ch_[join.channel] = std::move(p);
   }
@@ -211,21 +212,21 @@ Status Receiver::accept_hello() {
     return refuse(c0, fmt::format("unknown feature bits {:#x}", h.features & ~kKnownFeatures));
   }
   if (h.memory_bytes == 0 || h.memory_bytes % kPageSize != 0) {
-    return refuse(c0, fmt::format("memory size {} is not a positive multiple of 4096",
-                                  h.memory_bytes));
+    return refuse(c0,
+                  fmt::format("memory size {} is not a positive multiple of 4096", h.memory_bytes));
   }
   if (h.memory_bytes > opt_.max_memory_bytes) {
     return refuse(c0, fmt::format("guest needs {} MiB of memory, this host allows {} MiB",
                                   h.memory_bytes >> 20, opt_.max_memory_bytes >> 20));
   }
   if (h.vcpus == 0 || h.vcpus > opt_.max_vcpus) {
-    return refuse(c0, fmt::format("guest has {} vCPUs, this host allows 1..{}", h.vcpus,
-                                  opt_.max_vcpus));
+    return refuse(
+        c0, fmt::format("guest has {} vCPUs, this host allows 1..{}", h.vcpus, opt_.max_vcpus));
   }
   for (uint64_t size : h.disk_sizes) {
     if (size > opt_.max_disk_bytes) {
-      return refuse(c0, fmt::format("disk of {} bytes exceeds the {} byte limit", size,
-                                    opt_.max_disk_bytes));
+      return refuse(
+          c0, fmt::format("disk of {} bytes exceeds the {} byte limit", size, opt_.max_disk_bytes));
     }
   }
   VmDescription desc{h.memory_bytes, h.vcpus, h.disk_sizes, h.config_blob};
@@ -309,7 +310,9 @@ Status Receiver::apply_pages(std::span<const uint8_t> payload, BlockDecoder& dec
     auto codec = static_cast<PageCodec>(e->codec);
     if (codec == PageCodec::SameAsBefore) {
       if (XXH3_64bits(page.data(), page.size()) != e->hash) {
-        return fail(MigrationError{MigrationErrc::Codec, phase_, {},
+        return fail(MigrationError{MigrationErrc::Codec,
+                                   phase_,
+                                   {},
                                    fmt::format("page {:#x}: marked same-as-before but this side "
                                                "holds different bytes",
                                                e->gpa)});
@@ -317,7 +320,9 @@ Status Receiver::apply_pages(std::span<const uint8_t> payload, BlockDecoder& dec
       ++same_;
     } else {
       if (auto d = decoder.decode(codec, body, e->hash, page); !d) {
-        return fail(MigrationError{MigrationErrc::Codec, phase_, {},
+        return fail(MigrationError{MigrationErrc::Codec,
+                                   phase_,
+                                   {},
                                    fmt::format("page {:#x}: {}", e->gpa, d.error().detail)});
       }
       ++(codec == PageCodec::Zero ? zero_ : codec == PageCodec::Raw ? raw_ : zstd_);
@@ -337,31 +342,36 @@ Status Receiver::apply_disk(std::span<const uint8_t> payload, BlockDecoder& deco
     return fail(proto(h.error().detail));
   }
   if (h->disk >= disks_.size()) {
-    return fail(proto(fmt::format("disk index {} but the guest has {} disks", h->disk,
-                                  disks_.size())));
+    return fail(
+        proto(fmt::format("disk index {} but the guest has {} disks", h->disk, disks_.size())));
   }
   DestDisk& d = disks_[h->disk];
   if (h->offset % d.block_size != 0 || h->offset > d.size || d.size - h->offset < h->length ||
       (h->length % d.block_size != 0 && h->offset + h->length != d.size)) {
-    return fail(proto(fmt::format("disk {} extent [{}, +{}) outside the {}-byte disk or not "
-                                  "block-aligned",
-                                  h->disk, h->offset, h->length, d.size)));
+    return fail(
+        proto(fmt::format("disk {} extent [{}, +{}) outside the {}-byte disk or not "
+                          "block-aligned",
+                          h->disk, h->offset, h->length, d.size)));
   }
   if (r.remaining() != h->payload_length) {
-    return fail(proto(fmt::format("disk extent payload is {} bytes, header says {}",
-                                  r.remaining(), h->payload_length)));
+    return fail(proto(fmt::format("disk extent payload is {} bytes, header says {}", r.remaining(),
+                                  h->payload_length)));
   }
   std::vector<uint8_t> data(h->length);  // <= kMaxDiskExtent, checked by the decoder
-  if (auto dec = decoder.decode(static_cast<PageCodec>(h->codec),
-                                payload.subspan(r.position()), h->hash, data);
+  if (auto dec = decoder.decode(static_cast<PageCodec>(h->codec), payload.subspan(r.position()),
+                                h->hash, data);
       !dec) {
-    return fail(MigrationError{MigrationErrc::Codec, phase_, {},
-                               fmt::format("disk {} extent at {}: {}", h->disk, h->offset,
-                                           dec.error().detail)});
+    return fail(MigrationError{
+        MigrationErrc::Codec,
+        phase_,
+        {},
+        fmt::format("disk {} extent at {}: {}", h->disk, h->offset, dec.error().detail)});
   }
   std::lock_guard lock(d.io);
   if (auto w = d.disk->write_at(h->offset, data); !w) {
-    return fail(MigrationError{MigrationErrc::VmPort, phase_, {},
+    return fail(MigrationError{MigrationErrc::VmPort,
+                               phase_,
+                               {},
                                fmt::format("writing disk {}: {}", h->disk, w.error().message)});
   }
   for (uint64_t off = 0; off < h->length; off += d.block_size) {
@@ -375,10 +385,11 @@ Status Receiver::apply_disk(std::span<const uint8_t> payload, BlockDecoder& deco
 Status Receiver::check_done(const ChannelDone& done, uint32_t channel) {
   if (done.channel != channel || done.data_records != channel_records_[channel] ||
       done.pages != channel_pages_[channel]) {
-    return fail(proto(fmt::format("channel {}: ChannelDone says {} records / {} pages, {} / {} "
-                                  "arrived",
-                                  channel, done.data_records, done.pages,
-                                  channel_records_[channel], channel_pages_[channel])));
+    return fail(
+        proto(fmt::format("channel {}: ChannelDone says {} records / {} pages, {} / {} "
+                          "arrived",
+                          channel, done.data_records, done.pages, channel_records_[channel],
+                          channel_pages_[channel])));
   }
   channel_done_[channel] = 1;
   return {};
@@ -481,8 +492,9 @@ Status Receiver::control_loop() {
       }
       case RecordType::MachineState:
         if (!blackout || !c0_done || have_state_) {
-          return fail(proto("MachineState out of order (expected after ChannelDone in the "
-                            "blackout, once)"));
+          return fail(
+              proto("MachineState out of order (expected after ChannelDone in the "
+                    "blackout, once)"));
         }
         machine_state_ = std::move(rec->payload);
         have_state_ = true;
@@ -501,9 +513,11 @@ Status Receiver::control_loop() {
       case RecordType::Cancel: {
         auto v = decode_wire_message(rec->payload);
         sent_error_ = true;  // the source is gone; no point answering
-        return fail(MigrationError{MigrationErrc::PeerFailed, phase_, {},
-                                   fmt::format("source cancelled: {}",
-                                               v ? v->text : "(unreadable Cancel record)")});
+        return fail(MigrationError{
+            MigrationErrc::PeerFailed,
+            phase_,
+            {},
+            fmt::format("source cancelled: {}", v ? v->text : "(unreadable Cancel record)")});
       }
       default:
         return fail(proto(fmt::format("unexpected {} record in {}",
@@ -530,23 +544,25 @@ Status Receiver::verify_and_ready() {
     }
   }
   const uint64_t t0 = monotonic_ns();
-  if (auto r = vm_->load_machine_state(machine_state_); !r) {
-    return fail(MigrationError{MigrationErrc::VmPort, phase_, {},
-                               fmt::format("loading machine state: {}", r.error().message)});
-  }
-  report_.machine_state_bytes = machine_state_.size();
-  std::vector<RegionDigest> mine = opt_.memory_digest == DigestMode::Full
-                                       ? memory_digest_full(pages_)
-                                       : memory_digest_from(pages_, page_hash_);
+  // Verify memory and disks before loading the machine state: loading it (kvmclock,
+  // TSC MSRs) lets KVM itself write guest RAM, which would be a false mismatch.
+  std::vector<RegionDigest> mine =
+      opt_.memory_digest == DigestMode::Full
+          ? memory_digest_full(pages_, std::max(2u, std::thread::hardware_concurrency()))
+          : memory_digest_from(pages_, page_hash_);
   if (digest_.regions.size() != mine.size()) {
-    return fail(MigrationError{MigrationErrc::DigestMismatch, phase_, {},
+    return fail(MigrationError{MigrationErrc::DigestMismatch,
+                               phase_,
+                               {},
                                fmt::format("digest covers {} regions, guest has {}",
                                            digest_.regions.size(), mine.size())});
   }
   for (size_t i = 0; i < mine.size(); ++i) {
     const RegionDigest& a = digest_.regions[i];
     if (a.gpa != mine[i].gpa || a.size != mine[i].size || a.hash != mine[i].hash) {
-      return fail(MigrationError{MigrationErrc::DigestMismatch, phase_, {},
+      return fail(MigrationError{MigrationErrc::DigestMismatch,
+                                 phase_,
+                                 {},
                                  fmt::format("memory digest mismatch in region {:#x}+{:#x}: "
                                              "source {:016x}, destination {:016x}",
                                              a.gpa, a.size, a.hash, mine[i].hash)});
@@ -558,7 +574,9 @@ Status Receiver::verify_and_ready() {
   for (size_t i = 0; i < disks_.size(); ++i) {
     DestDisk& d = disks_[i];
     if (auto f = d.disk->flush(); !f) {
-      return fail(MigrationError{MigrationErrc::VmPort, phase_, {},
+      return fail(MigrationError{MigrationErrc::VmPort,
+                                 phase_,
+                                 {},
                                  fmt::format("flushing disk {}: {}", i, f.error().message)});
     }
     DiskDigest theirs = digest_.disks[i];
@@ -566,17 +584,28 @@ Status Receiver::verify_and_ready() {
                       ? disk_digest_full(*d.disk, d.size, d.block_size)
                       : VmResult<DiskDigest>(disk_digest_from(d.size, d.block_size, d.block_hash));
     if (!mine_d) {
-      return fail(MigrationError{MigrationErrc::VmPort, phase_, {},
+      return fail(MigrationError{MigrationErrc::VmPort,
+                                 phase_,
+                                 {},
                                  fmt::format("reading disk {}: {}", i, mine_d.error().message)});
     }
     if (theirs.size != mine_d->size || theirs.block_size != mine_d->block_size ||
         theirs.hash != mine_d->hash) {
-      return fail(MigrationError{MigrationErrc::DigestMismatch, phase_, {},
+      return fail(MigrationError{MigrationErrc::DigestMismatch,
+                                 phase_,
+                                 {},
                                  fmt::format("disk {} digest mismatch: source {:016x}, "
                                              "destination {:016x}",
                                              i, theirs.hash, mine_d->hash)});
     }
   }
+  if (auto r = vm_->load_machine_state(machine_state_); !r) {
+    return fail(MigrationError{MigrationErrc::VmPort,
+                               phase_,
+                               {},
+                               fmt::format("loading machine state: {}", r.error().message)});
+  }
+  report_.machine_state_bytes = machine_state_.size();
   report_.digest_ns = monotonic_ns() - t0;
   DestReady ready{machine_state_.size(), report_.digest_ns};
   if (auto s = write_record(*ch_[0], RecordType::DestReady, encode_payload(ready), phase_); !s) {
@@ -601,9 +630,11 @@ Status Receiver::await_commit() {
   if (rec->type == RecordType::Cancel) {
     auto v = decode_wire_message(rec->payload);
     sent_error_ = true;
-    return fail(MigrationError{MigrationErrc::PeerFailed, phase_, {},
-                               fmt::format("source cancelled before commit: {}",
-                                           v ? v->text : "(unreadable)")});
+    return fail(MigrationError{
+        MigrationErrc::PeerFailed,
+        phase_,
+        {},
+        fmt::format("source cancelled before commit: {}", v ? v->text : "(unreadable)")});
   }
   auto commit = rec->type == RecordType::Commit ? decode_commit(rec->payload)
                                                 : WireResult<Commit>(fail(WireError{""}));
@@ -613,7 +644,9 @@ Status Receiver::await_commit() {
   }
   if (auto r = vm_->resume(); !r) {
     // Tell the source we are NOT running it, so it can safely resume its copy.
-    return fail(MigrationError{MigrationErrc::VmPort, phase_, {},
+    return fail(MigrationError{MigrationErrc::VmPort,
+                               phase_,
+                               {},
                                fmt::format("resuming the guest: {}", r.error().message)});
   }
   report_.resume_ns = realtime_ns();

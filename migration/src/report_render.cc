@@ -1,9 +1,9 @@
 #include "ferry/migration/report_render.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 namespace ferry::migration {
@@ -15,7 +15,8 @@ std::string format_bytes(double bytes) {
     bytes /= 1024;
     ++u;
   }
-  return u == 0 ? fmt::format("{:.0f} {}", bytes, units[u]) : fmt::format("{:.1f} {}", bytes, units[u]);
+  return u == 0 ? fmt::format("{:.0f} {}", bytes, units[u])
+                : fmt::format("{:.1f} {}", bytes, units[u]);
 }
 
 std::string format_ns(double ns) {
@@ -92,9 +93,8 @@ void summary_table(const nlohmann::json& r, std::string& out) {
   row("digest time", format_ns(num(r, "digest_ns")));
   row("machine state", format_bytes(num(r, "machine_state_bytes")));
   if (auto c = r.find("codecs"); c != r.end() && c->is_object()) {
-    row("pages zero/same/raw/zstd",
-        fmt::format("{}/{}/{}/{}", num(*c, "zero"), num(*c, "same"), num(*c, "raw"),
-                    num(*c, "zstd")));
+    row("pages zero/same/raw/zstd", fmt::format("{}/{}/{}/{}", num(*c, "zero"), num(*c, "same"),
+                                                num(*c, "raw"), num(*c, "zstd")));
   }
 }
 
@@ -114,13 +114,13 @@ std::string render_report_table(const nlohmann::json& r) {
                      "throughput", "duration", "throttle");
   for (const auto& rd : arr(r, "rounds")) {
     const nlohmann::json& c = rd.contains("codecs") ? rd["codecs"] : nlohmann::json::object();
-    out += fmt::format("  {:>4}{} {:>9} {:>9} {:>7} {:>9} {:>10} {:>10} {:>11} {:>10}/s {:>10} {:>8}%\n",
-                       num(rd, "round"), rd.value("blackout", false) ? "*" : " ",
-                       num(rd, "pages_sent"), num(c, "zero"), num(c, "same"), num(c, "zstd"),
-                       format_bytes(num(rd, "disk_bytes_sent")), format_bytes(num(rd, "wire_bytes")),
-                       num(rd, "dirty_pages_found"),
-                       format_bytes(num(rd, "throughput_bytes_per_s")),
-                       format_ns(num(rd, "duration_ns")), num(rd, "throttle_percent"));
+    out += fmt::format(
+        "  {:>4}{} {:>9} {:>9} {:>7} {:>9} {:>10} {:>10} {:>11} {:>10}/s {:>10} {:>8}%\n",
+        num(rd, "round"), rd.value("blackout", false) ? "*" : " ", num(rd, "pages_sent"),
+        num(c, "zero"), num(c, "same"), num(c, "zstd"), format_bytes(num(rd, "disk_bytes_sent")),
+        format_bytes(num(rd, "wire_bytes")), num(rd, "dirty_pages_found"),
+        format_bytes(num(rd, "throughput_bytes_per_s")), format_ns(num(rd, "duration_ns")),
+        num(rd, "throttle_percent"));
   }
   out += "  (* = blackout round, guest paused)\n";
   const auto& decisions = arr(r, "decisions");
@@ -155,13 +155,16 @@ std::string render_report_svg(const nlohmann::json& r) {
   s += "<text x=\"10\" y=\"62\">phases</text>\n";
   for (const auto& p : arr(r, "phases")) {
     const std::string name = str(p, "phase");
-    int idx = name == "pre-migration" ? 1 : name == "brownout" ? 2 : name == "blackout" ? 3
-              : name == "commit" ? 4 : 5;
+    int idx = name == "pre-migration" ? 1
+              : name == "brownout"    ? 2
+              : name == "blackout"    ? 3
+              : name == "commit"      ? 4
+                                      : 5;
     double x0 = x(num(p, "start_ns")), x1 = std::max(x0 + 1, x(num(p, "end_ns")));
-    s += fmt::format("<rect x=\"{:.1f}\" y=\"45\" width=\"{:.1f}\" height=\"26\" fill=\"{}\">"
-                     "<title>{} {}</title></rect>\n",
-                     x0, x1 - x0, colors[idx], escape_xml(name),
-                     format_ns(num(p, "duration_ns")));
+    s += fmt::format(
+        "<rect x=\"{:.1f}\" y=\"45\" width=\"{:.1f}\" height=\"26\" fill=\"{}\">"
+        "<title>{} {}</title></rect>\n",
+        x0, x1 - x0, colors[idx], escape_xml(name), format_ns(num(p, "duration_ns")));
     if (x1 - x0 > 60) {
       s += fmt::format("<text x=\"{:.1f}\" y=\"62\" fill=\"black\">{}</text>\n", x0 + 4,
                        escape_xml(name));
@@ -185,21 +188,24 @@ std::string render_report_svg(const nlohmann::json& r) {
     if (num(rd, "start_ns") > 0) {
       double x0 = x(num(rd, "start_ns"));
       double x1 = std::max(x0 + 2, x(num(rd, "start_ns") + num(rd, "duration_ns")));
-      s += fmt::format("<rect x=\"{:.1f}\" y=\"85\" width=\"{:.1f}\" height=\"20\" fill=\"{}\" "
-                       "stroke=\"white\"><title>round {} {}: {} pages</title></rect>\n",
-                       x0, x1 - x0, blackout ? "#e74c3c" : "#2e86c1", num(rd, "round"),
-                       format_ns(num(rd, "duration_ns")), num(rd, "pages_sent"));
+      s += fmt::format(
+          "<rect x=\"{:.1f}\" y=\"85\" width=\"{:.1f}\" height=\"20\" fill=\"{}\" "
+          "stroke=\"white\"><title>round {} {}: {} pages</title></rect>\n",
+          x0, x1 - x0, blackout ? "#e74c3c" : "#2e86c1", num(rd, "round"),
+          format_ns(num(rd, "duration_ns")), num(rd, "pages_sent"));
     }
     double guest = num(rd, "pages_sent") * 4096 + num(rd, "disk_bytes_sent");
     double wire = num(rd, "wire_bytes");
     double gx = kLeft + slot * i + slot * 0.1, bw = slot * 0.38;
     double gh = bar_h * guest / max_bytes, wh = bar_h * wire / max_bytes;
-    s += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" "
-                     "fill=\"#85c1e9\"><title>round {} guest {}</title></rect>\n",
-                     gx, bar_base - gh, bw, gh, num(rd, "round"), format_bytes(guest));
-    s += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" "
-                     "fill=\"#1b4f72\"><title>round {} wire {}</title></rect>\n",
-                     gx + bw, bar_base - wh, bw, wh, num(rd, "round"), format_bytes(wire));
+    s += fmt::format(
+        "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" "
+        "fill=\"#85c1e9\"><title>round {} guest {}</title></rect>\n",
+        gx, bar_base - gh, bw, gh, num(rd, "round"), format_bytes(guest));
+    s += fmt::format(
+        "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" "
+        "fill=\"#1b4f72\"><title>round {} wire {}</title></rect>\n",
+        gx + bw, bar_base - wh, bw, wh, num(rd, "round"), format_bytes(wire));
     if (slot > 18) {
       s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}{}</text>\n",
                        gx + bw, bar_base + 14, num(rd, "round"), blackout ? "*" : "");
@@ -208,9 +214,10 @@ std::string render_report_svg(const nlohmann::json& r) {
   // Blackout marker: source pause -> destination resume.
   if (num(r, "pause_ns") > 0 && num(r, "resume_ns") > 0) {
     double x0 = x(num(r, "pause_ns")), x1 = std::max(x0 + 2, x(num(r, "resume_ns")));
-    s += fmt::format("<rect x=\"{:.1f}\" y=\"40\" width=\"{:.1f}\" height=\"70\" fill=\"none\" "
-                     "stroke=\"#c0392b\" stroke-width=\"2\"><title>blackout {}</title></rect>\n",
-                     x0, x1 - x0, format_ns(num(r, "blackout_ns")));
+    s += fmt::format(
+        "<rect x=\"{:.1f}\" y=\"40\" width=\"{:.1f}\" height=\"70\" fill=\"none\" "
+        "stroke=\"#c0392b\" stroke-width=\"2\"><title>blackout {}</title></rect>\n",
+        x0, x1 - x0, format_ns(num(r, "blackout_ns")));
   }
   // Time axis.
   s += fmt::format("<line x1=\"{0}\" y1=\"120\" x2=\"{1}\" y2=\"120\" stroke=\"black\"/>\n", kLeft,
@@ -218,13 +225,15 @@ std::string render_report_svg(const nlohmann::json& r) {
   for (int i = 0; i <= 5; ++i) {
     double t = total * i / 5;
     double px = kLeft + kPlotW * i / 5;
-    s += fmt::format("<line x1=\"{0:.1f}\" y1=\"117\" x2=\"{0:.1f}\" y2=\"123\" stroke=\"black\"/>"
-                     "<text x=\"{0:.1f}\" y=\"136\" text-anchor=\"middle\">{1}</text>\n",
-                     px, format_ns(t));
+    s += fmt::format(
+        "<line x1=\"{0:.1f}\" y1=\"117\" x2=\"{0:.1f}\" y2=\"123\" stroke=\"black\"/>"
+        "<text x=\"{0:.1f}\" y=\"136\" text-anchor=\"middle\">{1}</text>\n",
+        px, format_ns(t));
   }
-  s += fmt::format("<text x=\"{}\" y=\"292\" fill=\"#555\">light: guest bytes, dark: wire bytes; "
-                   "* = blackout round; red box = blackout (pause to resume)</text>\n",
-                   kLeft);
+  s += fmt::format(
+      "<text x=\"{}\" y=\"292\" fill=\"#555\">light: guest bytes, dark: wire bytes; "
+      "* = blackout round; red box = blackout (pause to resume)</text>\n",
+      kLeft);
   s += "</svg>\n";
   return s;
 }

@@ -3,14 +3,13 @@
 // stops dirty logging and tells the destination (best effort) to discard its copy.
 #include "ferry/migration/sender.h"
 
+#include <fmt/format.h>
 #include <xxhash.h>
 
 #include <condition_variable>
 #include <mutex>
 #include <random>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "digest.h"
 #include "ferry/migration/dirty_set.h"
@@ -38,7 +37,10 @@ class Sender {
  public:
   Sender(MigratableVm& vm, std::vector<std::unique_ptr<ByteStream>> channels,
          const SenderOptions& options, ProgressFn progress)
-      : vm_(vm), channels_(std::move(channels)), opt_(options), progress_(std::move(progress)),
+      : vm_(vm),
+        channels_(std::move(channels)),
+        opt_(options),
+        progress_(std::move(progress)),
         default_policy_(DefaultConvergencePolicy::Config{options.max_rounds, 3, 0.8}),
         limiter_(options.max_bandwidth) {}
 
@@ -162,14 +164,18 @@ Status Sender::wait_barrier() {
 Status Sender::pre_migration() {
   enter_phase(MigrationPhase::PreMigration);
   if (channels_.empty() || channels_.size() > kMaxChannels) {
-    return fail(MigrationError{MigrationErrc::BadOptions, phase_, {},
-                               fmt::format("{} channels given (1..{} allowed)", channels_.size(),
-                                           kMaxChannels)});
+    return fail(MigrationError{
+        MigrationErrc::BadOptions,
+        phase_,
+        {},
+        fmt::format("{} channels given (1..{} allowed)", channels_.size(), kMaxChannels)});
   }
   pages_ = GuestPages(vm_.ram_regions());
   VmDescription desc = vm_.describe();
   if (desc.memory_bytes != pages_.memory_bytes() || desc.disk_sizes.size() != vm_.disk_count()) {
-    return fail(MigrationError{MigrationErrc::VmPort, phase_, {},
+    return fail(MigrationError{MigrationErrc::VmPort,
+                               phase_,
+                               {},
                                "VM description disagrees with its RAM regions or disks"});
   }
   report_.memory_bytes = desc.memory_bytes;
@@ -192,9 +198,11 @@ Status Sender::pre_migration() {
     d.block_size = d.disk->tracking_block_size();
     if (d.block_size < kPageSize || (d.block_size & (d.block_size - 1)) != 0 ||
         d.block_size > kMaxDiskExtent || d.size != desc.disk_sizes[i]) {
-      return fail(MigrationError{MigrationErrc::VmPort, phase_, {},
-                                 fmt::format("disk {}: bad size or tracking block size {}", i,
-                                             d.block_size)});
+      return fail(MigrationError{
+          MigrationErrc::VmPort,
+          phase_,
+          {},
+          fmt::format("disk {}: bad size or tracking block size {}", i, d.block_size)});
     }
     d.blocks = block_count(d.size, d.block_size);
     d.held_block_hash.assign(d.blocks, 0);
@@ -212,8 +220,7 @@ Status Sender::pre_migration() {
     join.session = session_;
     join.channel = c;
     join.channel_count = static_cast<uint32_t>(channels_.size());
-    if (auto s = write_record(*channels_[c], RecordType::ChannelJoin, encode_payload(join),
-                              phase_);
+    if (auto s = write_record(*channels_[c], RecordType::ChannelJoin, encode_payload(join), phase_);
         !s) {
       return s;
     }
@@ -228,17 +235,17 @@ Status Sender::pre_migration() {
     return fail(reply_rec.error());
   }
   if (reply_rec->type != RecordType::HelloReply) {
-    return fail(protocol_failure(phase_, fmt::format("expected HelloReply, got {}",
-                                                     record_type_name(static_cast<uint16_t>(
-                                                         reply_rec->type)))));
+    return fail(protocol_failure(
+        phase_, fmt::format("expected HelloReply, got {}",
+                            record_type_name(static_cast<uint16_t>(reply_rec->type)))));
   }
   auto reply = decode_hello_reply(reply_rec->payload);
   if (!reply) {
     return fail(protocol_failure(phase_, reply.error().detail));
   }
   if (reply->status != static_cast<uint16_t>(HelloStatus::Accepted)) {
-    return fail(MigrationError{MigrationErrc::Refused, phase_, {},
-                               fmt::format("destination refused: {}", reply->reason)});
+    return fail(MigrationError{
+        MigrationErrc::Refused, phase_, {}, fmt::format("destination refused: {}", reply->reason)});
   }
   return {};
 }
@@ -255,9 +262,11 @@ Result<RawRecord, MigrationError> Sender::read_reply(const char* waiting_for) {
   }
   if (rec->type == RecordType::Error) {
     auto msg = decode_wire_message(rec->payload);
-    return fail(MigrationError{MigrationErrc::PeerFailed, phase_, {},
-                               fmt::format("destination failed: {}",
-                                           msg ? msg->text : "(unreadable Error record)")});
+    return fail(MigrationError{
+        MigrationErrc::PeerFailed,
+        phase_,
+        {},
+        fmt::format("destination failed: {}", msg ? msg->text : "(unreadable Error record)")});
   }
   return rec;
 }
@@ -311,10 +320,9 @@ Status Sender::send_round(uint32_t round, bool blackout) {
   rr.start_ns = realtime_ns();
   rr.throttle_percent = throttle_;
   const uint64_t t0 = monotonic_ns();
-  const uint64_t zero0 = shared_.stats.zero, same0 = shared_.stats.same,
-                 raw0 = shared_.stats.raw, zstd0 = shared_.stats.zstd,
-                 disk0 = shared_.stats.disk_bytes, wire0 = shared_.stats.wire_bytes,
-                 guest0 = shared_.stats.guest_bytes;
+  const uint64_t zero0 = shared_.stats.zero, same0 = shared_.stats.same, raw0 = shared_.stats.raw,
+                 zstd0 = shared_.stats.zstd, disk0 = shared_.stats.disk_bytes,
+                 wire0 = shared_.stats.wire_bytes, guest0 = shared_.stats.guest_bytes;
   std::vector<uint64_t> dirty = set_indices(dirty_, pages_.page_count());
   std::fill(dirty_.begin(), dirty_.end(), 0);
   uint64_t disk_total = 0;
@@ -402,8 +410,8 @@ Status Sender::brownout() {
     rr.dirty_pages_found = dirty_pages;
     rr.dirty_disk_bytes_found = dirty_disk;
     rr.dirty_rate_pages_per_s = static_cast<double>(dirty_pages) * 1e9 / rr.duration_ns;
-    RoundEnd end{round, throttle_, rr.pages_sent, rr.disk_bytes_sent, rr.wire_bytes,
-                 dirty_pages, rr.duration_ns};
+    RoundEnd end{round,         throttle_,   rr.pages_sent, rr.disk_bytes_sent,
+                 rr.wire_bytes, dirty_pages, rr.duration_ns};
     if (auto s = send_control(RecordType::RoundEnd, encode_payload(end)); !s) {
       return s;
     }
@@ -473,7 +481,9 @@ Status Sender::blackout() {
   }
   report_.machine_state_bytes = state->size();
   if (state->size() > kMaxMachineState) {
-    return fail(MigrationError{MigrationErrc::VmPort, phase_, {},
+    return fail(MigrationError{MigrationErrc::VmPort,
+                               phase_,
+                               {},
                                fmt::format("machine state of {} bytes exceeds the {} limit",
                                            state->size(), kMaxMachineState)});
   }
@@ -482,9 +492,10 @@ Status Sender::blackout() {
   }
   const uint64_t d0 = monotonic_ns();
   Digest digest;
-  digest.regions = opt_.memory_digest == DigestMode::Full
-                       ? memory_digest_full(pages_)
-                       : memory_digest_from(pages_, shared_.held_hash);
+  digest.regions =
+      opt_.memory_digest == DigestMode::Full
+          ? memory_digest_full(pages_, std::max(2u, std::thread::hardware_concurrency()))
+          : memory_digest_from(pages_, shared_.held_hash);
   for (size_t i = 0; i < disks_.size(); ++i) {
     SourceDisk& d = disks_[i];
     if (opt_.disk_digest == DigestMode::Full) {
@@ -515,9 +526,9 @@ Status Sender::commit() {
     return fail(ready.error());
   }
   if (ready->type != RecordType::DestReady || !decode_dest_ready(ready->payload)) {
-    return fail(protocol_failure(phase_, fmt::format("expected DestReady, got {}",
-                                                     record_type_name(static_cast<uint16_t>(
-                                                         ready->type)))));
+    return fail(protocol_failure(
+        phase_, fmt::format("expected DestReady, got {}",
+                            record_type_name(static_cast<uint16_t>(ready->type)))));
   }
   if (auto h = check_health(); !h) {
     return h;  // last chance to cancel: nothing has been committed yet
@@ -525,8 +536,8 @@ Status Sender::commit() {
   // The commit point: once any byte of Commit may have left, the destination may run
   // the guest, so no failure from here on resumes it here.
   commit_started_ = true;
-  if (auto s = write_record(*channels_[0], RecordType::Commit, encode_payload(Commit{session_}),
-                            phase_);
+  if (auto s =
+          write_record(*channels_[0], RecordType::Commit, encode_payload(Commit{session_}), phase_);
       !s) {
     return s;
   }
@@ -541,13 +552,13 @@ Status Sender::commit() {
     }
     return fail(e);
   }
-  auto r = resumed->type == RecordType::Resumed ? decode_resumed(resumed->payload)
-                                                : WireResult<Resumed>(fail(WireError{
-                                                      "unexpected record"}));
+  auto r = resumed->type == RecordType::Resumed
+               ? decode_resumed(resumed->payload)
+               : WireResult<Resumed>(fail(WireError{"unexpected record"}));
   if (!r) {
-    return fail(protocol_failure(phase_, fmt::format("expected Resumed, got {}",
-                                                     record_type_name(static_cast<uint16_t>(
-                                                         resumed->type)))));
+    return fail(protocol_failure(
+        phase_, fmt::format("expected Resumed, got {}",
+                            record_type_name(static_cast<uint16_t>(resumed->type)))));
   }
   report_.resume_ns = r->resume_realtime_ns;
   report_.blackout_ns = r->blackout_ns;
@@ -665,15 +676,13 @@ void Sender::finish_report(const char* outcome) {
     report_.phases.back().end_ns = report_.end_ns;
   }
   report_.outcome = outcome;
-  report_.codecs = {shared_.stats.zero, shared_.stats.same, shared_.stats.raw,
-                    shared_.stats.zstd};
+  report_.codecs = {shared_.stats.zero, shared_.stats.same, shared_.stats.raw, shared_.stats.zstd};
   report_.pages_sent = report_.codecs.total();
   report_.guest_bytes = shared_.stats.guest_bytes;
   report_.disk_bytes = shared_.stats.disk_bytes;
   report_.wire_bytes = shared_.stats.wire_bytes;
-  report_.compression_ratio = report_.wire_bytes > 0 ? static_cast<double>(report_.guest_bytes) /
-                                                           report_.wire_bytes
-                                                     : 0;
+  report_.compression_ratio =
+      report_.wire_bytes > 0 ? static_cast<double>(report_.guest_bytes) / report_.wire_bytes : 0;
 }
 
 Result<MigrationReport, MigrationError> Sender::run() {
@@ -741,10 +750,9 @@ Result<MigrationReport, MigrationError> Sender::run() {
 
 }  // namespace
 
-Result<MigrationReport, MigrationError> migrate_out(MigratableVm& vm,
-                                                    std::vector<std::unique_ptr<ByteStream>> channels,
-                                                    const SenderOptions& options,
-                                                    ProgressFn progress) {
+Result<MigrationReport, MigrationError> migrate_out(
+    MigratableVm& vm, std::vector<std::unique_ptr<ByteStream>> channels,
+    const SenderOptions& options, ProgressFn progress) {
   Sender sender(vm, std::move(channels), options, std::move(progress));
   return sender.run();
 }

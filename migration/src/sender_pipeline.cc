@@ -1,11 +1,10 @@
 #include "sender_pipeline.h"
 
+#include <fmt/format.h>
 #include <xxhash.h>
 
 #include <algorithm>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "ferry/migration/protocol.h"
 
@@ -25,7 +24,8 @@ void RateLimiter::acquire(size_t bytes) {
     if (next_ < now - kBurst) {
       next_ = now - kBurst;
     }
-    next_ += std::chrono::nanoseconds(static_cast<int64_t>(bytes * 1e9 / static_cast<double>(rate_)));
+    next_ +=
+        std::chrono::nanoseconds(static_cast<int64_t>(bytes * 1e9 / static_cast<double>(rate_)));
     wake = next_;
   }
   if (wake > clock::now()) {
@@ -195,9 +195,9 @@ std::optional<ChannelPipeline::Frame> ChannelPipeline::encode_disk(const SendJob
     std::lock_guard lock(d.io);
     auto r = d.disk->read_at(job.offset, data);
     if (!r) {
-      shared_.fail(MigrationError{MigrationErrc::VmPort, shared_.phase, GuestLocation::Invalid,
-                                  fmt::format("reading disk {} at {}: {}", job.disk, job.offset,
-                                              r.error().message)});
+      shared_.fail(MigrationError{
+          MigrationErrc::VmPort, shared_.phase, GuestLocation::Invalid,
+          fmt::format("reading disk {} at {}: {}", job.disk, job.offset, r.error().message)});
       return std::nullopt;
     }
   }

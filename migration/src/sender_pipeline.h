@@ -53,7 +53,7 @@ struct PipelineStats {
   std::atomic<uint64_t> zero{0}, same{0}, raw{0}, zstd{0};
   std::atomic<uint64_t> guest_bytes{0};  // uncompressed bytes encoded
   std::atomic<uint64_t> disk_bytes{0};
-  std::atomic<uint64_t> wire_bytes{0};   // bytes written to streams
+  std::atomic<uint64_t> wire_bytes{0};  // bytes written to streams
 };
 
 /// State every channel pipeline shares.
@@ -63,8 +63,8 @@ struct PipelineShared {
   RateLimiter* limiter = nullptr;  // nullptr = unlimited
   CompressionSpec compression;
   bool allow_same = true;
-  std::vector<uint64_t> held_hash;   // per page: hash the destination holds
-  std::vector<uint8_t> held_known;   // per page: held_hash is valid
+  std::vector<uint64_t> held_hash;  // per page: hash the destination holds
+  std::vector<uint8_t> held_known;  // per page: held_hash is valid
   PipelineStats stats;
   std::atomic<MigrationPhase> phase{MigrationPhase::Brownout};
 
@@ -88,7 +88,7 @@ struct SendJob {
   uint32_t disk = 0;            // Disk: extent
   uint64_t offset = 0;
   uint32_t length = 0;
-  std::vector<uint8_t> frame;   // Control: a framed record
+  std::vector<uint8_t> frame;  // Control: a framed record
 };
 
 class ChannelPipeline {

@@ -34,16 +34,18 @@ WireResult<void> finish(const ByteReader& r, const char* what) {
 
 std::string record_type_name(uint16_t type) {
   static constexpr const char* kNames[] = {
-      "Invalid",     "Hello",     "HelloReply", "ChannelJoin", "PageBatch", "DiskBatch",
-      "RoundEnd",    "BlackoutBegin", "ChannelDone", "MachineState", "Digest", "DestReady",
-      "Commit",      "Resumed",   "Cancel",     "Error"};
+      "Invalid",  "Hello",         "HelloReply",  "ChannelJoin",  "PageBatch", "DiskBatch",
+      "RoundEnd", "BlackoutBegin", "ChannelDone", "MachineState", "Digest",    "DestReady",
+      "Commit",   "Resumed",       "Cancel",      "Error"};
   if (type == 0 || type > kMaxRecordType) {
     return fmt::format("Invalid({})", type);
   }
   return kNames[type];
 }
 
-uint64_t wire_hash(std::span<const uint8_t> bytes) { return XXH3_64bits(bytes.data(), bytes.size()); }
+uint64_t wire_hash(std::span<const uint8_t> bytes) {
+  return XXH3_64bits(bytes.data(), bytes.size());
+}
 
 uint32_t max_payload_length(RecordType type) {
   switch (type) {
@@ -230,8 +232,8 @@ WireResult<RecordHeader> decode_record_header(std::span<const uint8_t> bytes) {
     return fail(err(fmt::format("unknown record type {}", h.type)));
   }
   if (h.flags != 0) {
-    return fail(err(fmt::format("{} record has unknown flags {:#x}", record_type_name(h.type),
-                                h.flags)));
+    return fail(
+        err(fmt::format("{} record has unknown flags {:#x}", record_type_name(h.type), h.flags)));
   }
   uint32_t limit = max_payload_length(static_cast<RecordType>(h.type));
   if (h.length > limit) {
@@ -342,8 +344,8 @@ WireResult<ChannelJoin> decode_channel_join(std::span<const uint8_t> payload) {
   }
   if (v.reserved != 0 || v.channel == 0 || v.channel >= v.channel_count ||
       v.channel_count > kMaxChannels) {
-    return fail(err(fmt::format("ChannelJoin: channel {} of {} invalid", v.channel,
-                                v.channel_count)));
+    return fail(
+        err(fmt::format("ChannelJoin: channel {} of {} invalid", v.channel, v.channel_count)));
   }
   return v;
 }
@@ -439,13 +441,13 @@ WireResult<Hello> decode_hello(std::span<const uint8_t> payload) {
   r.u16(v.version);
   r.u16(reserved);
   if (r.ok() && v.magic != kWireMagic) {
-    return fail(err(fmt::format("Hello: bad magic {:#x} (not a Ferry migration stream)",
-                                v.magic)));
+    return fail(err(fmt::format("Hello: bad magic {:#x} (not a Ferry migration stream)", v.magic)));
   }
   if (r.ok() && !protocol_version_supported(v.version)) {
-    return fail(err(fmt::format("Hello: protocol version {} not supported (this side speaks {}"
-                                " and {})",
-                                v.version, kProtocolVersion, kProtocolVersion - 1)));
+    return fail(
+        err(fmt::format("Hello: protocol version {} not supported (this side speaks {}"
+                        " and {})",
+                        v.version, kProtocolVersion, kProtocolVersion - 1)));
   }
   r.u64(v.session);
   r.u64(v.features);

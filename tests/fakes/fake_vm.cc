@@ -247,13 +247,11 @@ VmResult<void> FakeVm::load_machine_state(std::span<const uint8_t> blob) {
   if (started_ && !paused_) {
     return fail(VmPortError{"load_machine_state while running"});
   }
-  if (blob.size() < 16 ||
-      XXH3_64bits(blob.data(), blob.size() - 8) !=
-          [&] {
-            uint64_t v = 0;
-            std::memcpy(&v, blob.data() + blob.size() - 8, 8);
-            return v;
-          }()) {
+  if (blob.size() < 16 || XXH3_64bits(blob.data(), blob.size() - 8) != [&] {
+        uint64_t v = 0;
+        std::memcpy(&v, blob.data() + blob.size() - 8, 8);
+        return v;
+      }()) {
     return fail(VmPortError{"machine state checksum mismatch"});
   }
   ByteReader r(blob);
@@ -350,9 +348,8 @@ void FakeVm::guest_loop(uint64_t working_set, uint64_t pages_per_s) {
 
 void FakeVm::start_guest(uint64_t working_set_pages, uint64_t pages_per_s) {
   stop_ = false;
-  guest_ = std::thread([this, working_set_pages, pages_per_s] {
-    guest_loop(working_set_pages, pages_per_s);
-  });
+  guest_ = std::thread(
+      [this, working_set_pages, pages_per_s] { guest_loop(working_set_pages, pages_per_s); });
 }
 
 void FakeVm::stop_guest() {
@@ -377,19 +374,21 @@ std::vector<uint8_t> FakeVm::memory() const {
 
 migration::VmFactory fake_factory(std::shared_ptr<std::atomic<int>> resumes,
                                   std::function<void(FakeVm&)> configure) {
-  return [resumes, configure](const migration::VmDescription& d) -> VmResult<std::unique_ptr<migration::MigratableVm>> {
-    FakeVmConfig config;
-    if (!decode_config(d.config_blob, config)) {
-      return fail(VmPortError{"config blob is not a fake VM config"});
-    }
-    auto vm = std::make_unique<FakeVm>(config);
-    vm->mark_incoming();
-    vm->set_resume_witness(resumes);
-    if (configure) {
-      configure(*vm);
-    }
-    return vm;
-  };
+  return
+      [resumes, configure](
+          const migration::VmDescription& d) -> VmResult<std::unique_ptr<migration::MigratableVm>> {
+        FakeVmConfig config;
+        if (!decode_config(d.config_blob, config)) {
+          return fail(VmPortError{"config blob is not a fake VM config"});
+        }
+        auto vm = std::make_unique<FakeVm>(config);
+        vm->mark_incoming();
+        vm->set_resume_witness(resumes);
+        if (configure) {
+          configure(*vm);
+        }
+        return vm;
+      };
 }
 
 }  // namespace ferry::testing

@@ -21,8 +21,8 @@ struct Pipe {
 struct Connection {
   std::mutex mu;
   std::condition_variable cv;
-  Pipe pipes[2];        // pipes[0]: side 0 -> side 1
-  bool broken = false;  // cut: both directions fail (reader drains first)
+  Pipe pipes[2];                  // pipes[0]: side 0 -> side 1
+  bool broken = false;            // cut: both directions fail (reader drains first)
   bool shut[2] = {false, false};  // side i called shutdown() or was destroyed
 };
 
@@ -82,19 +82,20 @@ StreamResult<void> MemStream::write_all(std::span<const uint8_t> data) {
       continue;
     }
     size_t n = std::min(room, data.size() - done);
-    for (size_t i = 0; i < n; ++i) {
-      if (p.written == p.faults.cut_after_bytes) {
-        conn_->broken = true;
-        conn_->cv.notify_all();
-        return fail(err(StreamErrc::Io, "connection reset (injected cut)"));
-      }
-      uint8_t b = data[done + i];
-      if (p.written == p.faults.corrupt_byte) {
-        b ^= 0xFF;
-      }
-      p.buf.push_back(b);
-      ++p.written;
+    if (p.written >= p.faults.cut_after_bytes) {
+      conn_->broken = true;
+      conn_->cv.notify_all();
+      return fail(err(StreamErrc::Io, "connection reset (injected cut)"));
     }
+    // Stop the chunk at the next fault offset so faults hit exactly one byte position.
+    n = static_cast<size_t>(std::min<uint64_t>(n, p.faults.cut_after_bytes - p.written));
+    const uint64_t start = p.written;
+    p.buf.insert(p.buf.end(), data.begin() + static_cast<std::ptrdiff_t>(done),
+                 data.begin() + static_cast<std::ptrdiff_t>(done + n));
+    if (p.faults.corrupt_byte >= start && p.faults.corrupt_byte < start + n) {
+      p.buf[p.buf.size() - n + (p.faults.corrupt_byte - start)] ^= 0xFF;
+    }
+    p.written += n;
     done += n;
     if (p.faults.counter) {
       *p.faults.counter += n;

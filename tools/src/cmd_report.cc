@@ -1,11 +1,11 @@
 // `ferry report FILE [--svg OUT]`: renders a migration report JSON for a person -- a table
 // on stdout and, with --svg, a timeline picture.
+#include <fmt/format.h>
+
 #include <fstream>
 #include <iostream>
-#include <sstream>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "commands.h"
 #include "ferry/migration/report_render.h"

@@ -1,7 +1,7 @@
 // Convergence policy: switch-over, progressive throttling, forced completion.
-#include <gtest/gtest.h>
-
 #include "ferry/migration/convergence.h"
+
+#include <gtest/gtest.h>
 
 namespace ferry::migration {
 namespace {

@@ -113,8 +113,8 @@ TEST(Faults, CutSourceToDestinationAtManyOffsets) {
   auto [total, back] = clean_totals();
   ASSERT_GT(total, 1000u);
   EXPECT_EQ(back, 24u + 32u + 32u);  // HelloReply, DestReady, Resumed
-  std::vector<uint64_t> offsets = {0,         10,        100,       5000,       total / 4,
-                                   total / 2, total * 3 / 4, total - 300, total - 30, total - 1};
+  std::vector<uint64_t> offsets = {
+      0, 10, 100, 5000, total / 4, total / 2, total * 3 / 4, total - 300, total - 30, total - 1};
   for (uint64_t off : offsets) {
     FakeVm src(cfg());
     src.fill(9);
@@ -163,7 +163,8 @@ TEST(Faults, CutDestinationToSourceAtEveryReply) {
 TEST(Faults, CorruptedBytesAreRejectedAndTheSourceKeepsRunning) {
   auto [total, back] = clean_totals();
   (void)back;
-  for (uint64_t off : std::vector<uint64_t>{3, 40, 600, total / 3, total / 2, total - 100, total - 5}) {
+  for (uint64_t off :
+       std::vector<uint64_t>{3, 40, 600, total / 3, total / 2, total - 100, total - 5}) {
     FakeVm src(cfg());
     src.fill(9);
     auto before = src.memory();
@@ -445,8 +446,7 @@ TEST(Receiver, RejectsOutOfOrderRecords) {
     m.handshake();
     m.send(migration::RecordType::Commit, migration::encode_payload(migration::Commit{5}));
     auto e = m.finish();
-    EXPECT_NE(e.detail.find("unexpected Commit record in brownout"), std::string::npos)
-        << e.detail;
+    EXPECT_NE(e.detail.find("unexpected Commit record in brownout"), std::string::npos) << e.detail;
     auto err = m.reply();  // the receiver says why before closing
     (void)err;
   }
@@ -479,9 +479,9 @@ TEST(Receiver, RejectsOutOfRangeAndOversizedRecords) {
     m.handshake();
     std::vector<uint8_t> header;
     ByteWriter w(header);
-    migration::encode(w, migration::RecordHeader{
-                             static_cast<uint16_t>(migration::RecordType::PageBatch), 0,
-                             0x7FFFFFFF, 0});
+    migration::encode(
+        w, migration::RecordHeader{static_cast<uint16_t>(migration::RecordType::PageBatch), 0,
+                                   0x7FFFFFFF, 0});
     m.send_raw(header);
     auto e = m.finish();
     EXPECT_NE(e.detail.find("exceeds the limit"), std::string::npos) << e.detail;

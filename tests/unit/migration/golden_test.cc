@@ -21,12 +21,13 @@ std::vector<uint8_t> page_batch_payload() {
   for (size_t i = 0; i < raw.size(); ++i) {
     raw[i] = static_cast<uint8_t>(i);
   }
-  encode(w, PageEntry{0x1000, wire_hash(zero), 4096, 0,
-                      static_cast<uint8_t>(PageCodec::Zero), {}});
-  encode(w, PageEntry{0x2000, 0x1111222233334444, 4096, 0,
-                      static_cast<uint8_t>(PageCodec::SameAsBefore), {}});
-  encode(w, PageEntry{0x3000, wire_hash(raw), 4096, 4096, static_cast<uint8_t>(PageCodec::Raw),
-                      {}});
+  encode(w, PageEntry{0x1000, wire_hash(zero), 4096, 0, static_cast<uint8_t>(PageCodec::Zero), {}});
+  encode(
+      w,
+      PageEntry{
+          0x2000, 0x1111222233334444, 4096, 0, static_cast<uint8_t>(PageCodec::SameAsBefore), {}});
+  encode(w,
+         PageEntry{0x3000, wire_hash(raw), 4096, 4096, static_cast<uint8_t>(PageCodec::Raw), {}});
   w.bytes(raw);
   return out;
 }
@@ -59,8 +60,8 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> fixtures() {
       {"hello.bin", rec(RecordType::Hello, encode_payload(hello))},
       {"hello_reply_refused.bin",
        rec(RecordType::HelloReply,
-           encode_payload(HelloReply{static_cast<uint16_t>(HelloStatus::Refused), 1,
-                                     "guest needs 512 MiB"}))},
+           encode_payload(
+               HelloReply{static_cast<uint16_t>(HelloStatus::Refused), 1, "guest needs 512 MiB"}))},
       {"channel_join.bin",
        rec(RecordType::ChannelJoin, encode_payload(ChannelJoin{kWireMagic, 1, 0, 7, 1, 2}))},
       {"page_batch.bin", rec(RecordType::PageBatch, page_batch_payload())},
@@ -74,15 +75,14 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> fixtures() {
       {"digest.bin", rec(RecordType::Digest, encode_payload(digest))},
       {"dest_ready.bin", rec(RecordType::DestReady, encode_payload(DestReady{4096, 123}))},
       {"commit.bin", rec(RecordType::Commit, encode_payload(Commit{0x0102030405060708}))},
-      {"resumed.bin", rec(RecordType::Resumed, encode_payload(Resumed{1700000000005000000,
-                                                                      5000000}))},
+      {"resumed.bin",
+       rec(RecordType::Resumed, encode_payload(Resumed{1700000000005000000, 5000000}))},
       {"cancel.bin", rec(RecordType::Cancel,
                          encode_payload(WireMessage{static_cast<uint16_t>(WireErrorCode::Operator),
                                                     2, "cancelled by request"}))},
-      {"error.bin", rec(RecordType::Error,
-                        encode_payload(WireMessage{
-                            static_cast<uint16_t>(WireErrorCode::DigestMismatch), 3,
-                            "memory digest mismatch"}))},
+      {"error.bin", rec(RecordType::Error, encode_payload(WireMessage{
+                                               static_cast<uint16_t>(WireErrorCode::DigestMismatch),
+                                               3, "memory digest mismatch"}))},
   };
 }
 

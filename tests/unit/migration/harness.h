@@ -24,9 +24,7 @@ struct RunResult {
       std::make_shared<std::atomic<uint64_t>>(0);  // channel 0, source -> destination
   std::shared_ptr<std::atomic<uint64_t>> to_source_bytes =
       std::make_shared<std::atomic<uint64_t>>(0);  // channel 0, destination -> source
-  FakeVm* dest() const {
-    return in && *in ? static_cast<FakeVm*>((*in)->vm.get()) : nullptr;
-  }
+  FakeVm* dest() const { return in && *in ? static_cast<FakeVm*>((*in)->vm.get()) : nullptr; }
 };
 
 struct RunSetup {
@@ -36,7 +34,7 @@ struct RunSetup {
   std::vector<PipeFaults> to_dest;    // per channel (missing = none)
   std::vector<PipeFaults> to_source;  // per channel
   migration::ProgressFn progress;
-  bool reverse_channel_order = false;  // hand the receiver its streams in reverse
+  bool reverse_channel_order = false;           // hand the receiver its streams in reverse
   std::function<void(FakeVm&)> configure_dest;  // e.g. inject faults into the destination
 };
 
@@ -58,11 +56,9 @@ inline RunResult run_migration(FakeVm& source, RunSetup setup) {
     std::reverse(dst.begin(), dst.end());
   }
   auto factory = fake_factory(result.dest_resumes, setup.configure_dest);
-  std::thread dest([&] {
-    result.in.emplace(migration::migrate_in(std::move(dst), factory, setup.receiver));
-  });
-  result.out.emplace(
-      migration::migrate_out(source, std::move(src), setup.sender, setup.progress));
+  std::thread dest(
+      [&] { result.in.emplace(migration::migrate_in(std::move(dst), factory, setup.receiver)); });
+  result.out.emplace(migration::migrate_out(source, std::move(src), setup.sender, setup.progress));
   dest.join();
   return result;
 }

@@ -117,16 +117,18 @@ TEST(Migration, GuestDirtyingFasterThanLinkIsThrottledAndFinishes) {
   EXPECT_TRUE(saw_throttle_reason);
 }
 
-TEST(Migration, CompressionModesAndTrackedDigests) {
+TEST(Migration, CompressionModesAndFullDigests) {
   for (const char* spec : {"off", "zstd:9", "auto"}) {
     FakeVm src(small_config());
     src.fill(4);
     RunSetup setup;
     setup.channels = 2;
     setup.sender.compression = *migration::parse_compression(spec);
-    setup.sender.memory_digest = migration::DigestMode::Tracked;
-    setup.receiver.memory_digest = migration::DigestMode::Tracked;
-    setup.receiver.disk_digest = migration::DigestMode::Tracked;
+    // Defaults are Tracked; this covers the Full re-hash / re-read paths on both sides.
+    setup.sender.memory_digest = migration::DigestMode::Full;
+    setup.sender.disk_digest = migration::DigestMode::Full;
+    setup.receiver.memory_digest = migration::DigestMode::Full;
+    setup.receiver.disk_digest = migration::DigestMode::Full;
     RunResult r = run_migration(src, setup);
     ASSERT_TRUE(*r.out) << spec << ": " << r.out->error().message();
     ASSERT_TRUE(*r.in) << spec;
@@ -206,6 +208,7 @@ TEST(Migration, LostDirtyPageIsCaughtByTheDigest) {
   src.faults().lose_dirty_page = true;  // the final harvest forgets one page
   src.start_guest(512, 200'000);
   RunSetup setup;
+  setup.sender.memory_digest = migration::DigestMode::Full;  // re-hash the real memory
   RunResult r = run_migration(src, setup);
   src.stop_guest();
   // Either no page was dirty at the final harvest (nothing to lose) or the digest caught it.

@@ -1,9 +1,10 @@
 // Report JSON: every documented field is present and typed.
+#include "ferry/migration/report.h"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
-#include "ferry/migration/report.h"
 #include "ferry/migration/report_render.h"
 
 namespace ferry::migration {

@@ -1,9 +1,10 @@
 // Wire format: round trips, limits, and rejection of malformed input.
+#include "ferry/migration/wire.h"
+
 #include <gtest/gtest.h>
 
 #include "fakes/mem_stream.h"
 #include "ferry/migration/protocol.h"
-#include "ferry/migration/wire.h"
 
 namespace ferry::migration {
 namespace {

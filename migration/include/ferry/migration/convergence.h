@@ -13,11 +13,11 @@
 namespace ferry::migration {
 
 struct ConvergenceInput {
-  uint32_t iteration = 0;            // rounds completed so far (1 after the full first round)
-  uint64_t dirty_pages = 0;          // pages dirty now, still to send
-  uint64_t remaining_bytes = 0;      // dirty pages * 4096 + dirty disk bytes
-  double bandwidth_bytes_per_s = 0;  // guest bytes moved per second in the last round
-  double dirty_rate_bytes_per_s = 0; // guest bytes dirtied per second in the last round
+  uint32_t iteration = 0;             // rounds completed so far (1 after the full first round)
+  uint64_t dirty_pages = 0;           // pages dirty now, still to send
+  uint64_t remaining_bytes = 0;       // dirty pages * 4096 + dirty disk bytes
+  double bandwidth_bytes_per_s = 0;   // guest bytes moved per second in the last round
+  double dirty_rate_bytes_per_s = 0;  // guest bytes dirtied per second in the last round
   std::chrono::nanoseconds downtime_budget{10'000'000};
   std::optional<double> risk_score;  // 0..1 from the predictor; absent = no opinion
 };

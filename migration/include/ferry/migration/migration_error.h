@@ -40,8 +40,8 @@ enum class MigrationErrc {
 /// Where the guest is after a failed migration, as seen by the side that returns.
 enum class GuestLocation {
   Invalid = 0,
-  RunningOnSource,       // source resumed (or never paused) its guest: the normal case
-  PausedOnSource,        // the one ambiguous window: Commit sent, no answer (operator decides)
+  RunningOnSource,          // source resumed (or never paused) its guest: the normal case
+  PausedOnSource,           // the one ambiguous window: Commit sent, no answer (operator decides)
   NotStartedOnDestination,  // destination side: the incoming guest was discarded, never ran
 };
 

@@ -69,8 +69,8 @@ class BlockEncoder {
   /// Encodes `data`: Zero if all zero; SameAsBefore if `allow_same` and hash == `held_hash`
   /// (what the destination holds); zstd at `level` if it shrinks; else Raw. Payload bytes
   /// are appended to `out`.
-  EncodedBlock encode(std::span<const uint8_t> data, int level, bool allow_same,
-                      uint64_t held_hash, std::vector<uint8_t>& out);
+  EncodedBlock encode(std::span<const uint8_t> data, int level, bool allow_same, uint64_t held_hash,
+                      std::vector<uint8_t>& out);
   /// XXH3-64 of an all-zero block of `length` bytes (cached for the page size).
   uint64_t zero_hash(size_t length);
 

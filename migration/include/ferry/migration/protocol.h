@@ -29,8 +29,7 @@ Result<RawRecord, MigrationError> read_record(ByteStream& stream, MigrationPhase
 
 /// Frames and writes one record.
 Result<void, MigrationError> write_record(ByteStream& stream, RecordType type,
-                                          std::span<const uint8_t> payload,
-                                          MigrationPhase phase);
+                                          std::span<const uint8_t> payload, MigrationPhase phase);
 
 /// Encodes any wire struct into a fresh payload vector.
 template <class T>

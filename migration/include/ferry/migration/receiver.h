@@ -28,14 +28,16 @@ using ChannelAcceptor = std::function<StreamResult<std::unique_ptr<ByteStream>>(
 struct ReceiverOptions {
   uint64_t max_memory_bytes = 64ull << 30;  // refuse guests larger than this
   uint32_t max_vcpus = 64;
-  uint64_t max_disk_bytes = 1ull << 40;     // per disk
+  uint64_t max_disk_bytes = 1ull << 40;  // per disk
   /// A channel with no progress for this long fails the migration (rounds can be long).
   std::chrono::milliseconds io_timeout{30'000};
   /// How long to wait for Commit after DestReady before discarding the guest.
   std::chrono::milliseconds commit_timeout{60'000};
-  DigestMode memory_digest = DigestMode::Full;
-  DigestMode disk_digest = DigestMode::Full;
-  ChannelAcceptor accept_channel;  // optional
+  /// Full re-hashes the destination's RAM / re-reads its image before DestReady (costs
+  /// blackout time proportional to size); Tracked uses the hashes verified on arrival.
+  DigestMode memory_digest = DigestMode::Tracked;
+  DigestMode disk_digest = DigestMode::Tracked;
+  ChannelAcceptor accept_channel;             // optional
   const std::atomic<bool>* cancel = nullptr;  // checked between records
   /// If set, receives the (partial) report when migrate_in fails.
   MigrationReport* failure_report = nullptr;

@@ -5,10 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "ferry/migration/convergence.h"
 #include "ferry/migration/migration_error.h"
@@ -33,8 +32,8 @@ struct CodecCounts {
 
 struct RoundReport {
   uint32_t round = 0;
-  bool blackout = false;           // the final round, sent with the guest paused
-  uint64_t start_ns = 0;           // CLOCK_REALTIME
+  bool blackout = false;  // the final round, sent with the guest paused
+  uint64_t start_ns = 0;  // CLOCK_REALTIME
   uint64_t duration_ns = 0;
   uint64_t pages_sent = 0;
   CodecCounts codecs;
@@ -66,11 +65,11 @@ struct MigrationReport {
   uint64_t downtime_target_ns = 0;
   uint64_t max_bandwidth = 0;
 
-  uint64_t pause_ns = 0;               // source pause, CLOCK_REALTIME
-  uint64_t resume_ns = 0;              // destination resume, CLOCK_REALTIME
-  uint64_t blackout_ns = 0;            // resume_ns - pause_ns (destination's measurement)
-  uint64_t source_blackout_ns = 0;     // pause -> Resumed ack received, source's clock
-  uint64_t digest_ns = 0;              // time spent computing/verifying digests
+  uint64_t pause_ns = 0;            // source pause, CLOCK_REALTIME
+  uint64_t resume_ns = 0;           // destination resume, CLOCK_REALTIME
+  uint64_t blackout_ns = 0;         // resume_ns - pause_ns (destination's measurement)
+  uint64_t source_blackout_ns = 0;  // pause -> Resumed ack received, source's clock
+  uint64_t digest_ns = 0;           // time spent computing/verifying digests
   uint64_t machine_state_bytes = 0;
   unsigned max_throttle_percent = 0;
 
@@ -78,7 +77,7 @@ struct MigrationReport {
   CodecCounts codecs;
   uint64_t guest_bytes = 0;  // uncompressed page + disk bytes moved
   uint64_t disk_bytes = 0;
-  uint64_t wire_bytes = 0;   // all record bytes, all channels
+  uint64_t wire_bytes = 0;       // all record bytes, all channels
   double compression_ratio = 0;  // guest_bytes / wire_bytes
 
   /// Duration of `phase` in ns, 0 if it never started.
@@ -95,8 +94,8 @@ struct ProgressEvent {
   uint64_t remaining_bytes = 0;  // guest bytes still to send in this round
   uint64_t sent_bytes = 0;       // guest bytes sent so far
   uint64_t wire_bytes = 0;
-  double rate_bytes_per_s = 0;   // recent guest-byte throughput
-  double eta_s = -1;             // remaining / rate; -1 when unknown
+  double rate_bytes_per_s = 0;  // recent guest-byte throughput
+  double eta_s = -1;            // remaining / rate; -1 when unknown
   unsigned throttle_percent = 0;
   uint64_t elapsed_ns = 0;
 };

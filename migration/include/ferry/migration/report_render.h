@@ -3,9 +3,8 @@
 // per-round throughput). Used by `ferry report`; works from JSON so older reports render.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json_fwd.hpp>
+#include <string>
 
 namespace ferry::migration {
 

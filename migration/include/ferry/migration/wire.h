@@ -79,7 +79,7 @@ enum class WireErrorCode : uint16_t {
   VmFailure = 4,       // the VM port (dirty log, pause, state load...) failed
   DigestMismatch = 5,  // whole-memory or disk digest differs
   Timeout = 6,
-  Operator = 7,        // cancelled on request
+  Operator = 7,  // cancelled on request
 };
 inline constexpr uint16_t kMaxWireErrorCode = 7;
 
@@ -99,11 +99,11 @@ struct RecordHeader {
 inline constexpr size_t kRecordHeaderSize = 16;
 
 struct PageEntry {
-  uint64_t gpa = 0;                    // page-aligned guest physical address
-  uint64_t hash = 0;                   // XXH3-64 of the 4096 uncompressed bytes
-  uint32_t uncompressed_length = 0;    // always kWirePageSize
-  uint32_t payload_length = 0;         // 0 for Zero / SameAsBefore
-  uint8_t codec = 0;                   // PageCodec
+  uint64_t gpa = 0;                  // page-aligned guest physical address
+  uint64_t hash = 0;                 // XXH3-64 of the 4096 uncompressed bytes
+  uint32_t uncompressed_length = 0;  // always kWirePageSize
+  uint32_t payload_length = 0;       // 0 for Zero / SameAsBefore
+  uint8_t codec = 0;                 // PageCodec
   uint8_t reserved[7] = {};
 };
 inline constexpr size_t kPageEntrySize = 32;
@@ -139,10 +139,10 @@ inline constexpr size_t kChannelJoinSize = 24;
 struct RoundEnd {
   uint32_t round = 0;
   uint32_t throttle_percent = 0;
-  uint64_t pages = 0;       // pages sent this round
-  uint64_t disk_bytes = 0;  // disk bytes sent this round
-  uint64_t wire_bytes = 0;  // record bytes this round, all channels
-  uint64_t dirty_pages = 0; // pages found dirty after the round
+  uint64_t pages = 0;        // pages sent this round
+  uint64_t disk_bytes = 0;   // disk bytes sent this round
+  uint64_t wire_bytes = 0;   // record bytes this round, all channels
+  uint64_t dirty_pages = 0;  // pages found dirty after the round
   uint64_t duration_ns = 0;
 };
 inline constexpr size_t kRoundEndSize = 48;
@@ -235,8 +235,8 @@ struct Digest {
 
 /// Cancel (source -> dest) and Error (dest -> source).
 struct WireMessage {
-  uint16_t code = 0;  // WireErrorCode
-  uint16_t phase = 0; // MigrationPhase of the sender of this record
+  uint16_t code = 0;   // WireErrorCode
+  uint16_t phase = 0;  // MigrationPhase of the sender of this record
   std::string text;
 };
 
