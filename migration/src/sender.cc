@@ -81,8 +81,8 @@ class Sender {
   PipelineShared shared_;
   std::vector<std::unique_ptr<ChannelPipeline>> pipes_;
   MigrationReport report_;
-  uint32_t round_ = 0;
-  unsigned throttle_ = 0;
+  std::atomic<uint32_t> round_{0};  // read by the progress thread
+  std::atomic<unsigned> throttle_{0};
 
   std::atomic<MigrationPhase> phase_{MigrationPhase::PreMigration};
   std::atomic<uint64_t> round_total_bytes_{0};
@@ -410,7 +410,7 @@ Status Sender::brownout() {
     rr.dirty_pages_found = dirty_pages;
     rr.dirty_disk_bytes_found = dirty_disk;
     rr.dirty_rate_pages_per_s = static_cast<double>(dirty_pages) * 1e9 / rr.duration_ns;
-    RoundEnd end{round,         throttle_,   rr.pages_sent, rr.disk_bytes_sent,
+    RoundEnd end{round,         throttle_.load(), rr.pages_sent, rr.disk_bytes_sent,
                  rr.wire_bytes, dirty_pages, rr.duration_ns};
     if (auto s = send_control(RecordType::RoundEnd, encode_payload(end)); !s) {
       return s;
@@ -431,7 +431,7 @@ Status Sender::brownout() {
     if (d.throttle_percent != throttle_) {
       throttle_ = d.throttle_percent;
       vm_.set_throttle_percent(throttle_);
-      report_.max_throttle_percent = std::max(report_.max_throttle_percent, throttle_);
+      report_.max_throttle_percent = std::max(report_.max_throttle_percent, throttle_.load());
     }
     if (d.action == ConvergenceAction::SwitchOver) {
       round_ = round + 1;
@@ -449,7 +449,7 @@ Status Sender::blackout() {
   paused_ = true;
   report_.pause_ns = realtime_ns();
   if (auto s = send_control(RecordType::BlackoutBegin,
-                            encode_payload(BlackoutBegin{report_.pause_ns, round_, 0}));
+                            encode_payload(BlackoutBegin{report_.pause_ns, round_.load(), 0}));
       !s) {
     return s;
   }
@@ -744,6 +744,17 @@ Result<MigrationReport, MigrationError> Sender::run() {
     progress_cv_.notify_all();
   }
   progress.join();
+  if (progress_) {
+    // One last event so a display can show the final state (phase completed / failed).
+    ProgressEvent last;
+    last.phase = result ? MigrationPhase::Completed : phase_.load();
+    last.round = round_;
+    last.sent_bytes = shared_.stats.guest_bytes;
+    last.wire_bytes = shared_.stats.wire_bytes;
+    last.eta_s = 0;
+    last.elapsed_ns = report_.end_ns - report_.start_ns;
+    progress_(last);
+  }
   pipes_.clear();
   return result;
 }
