@@ -12,5 +12,6 @@ void add_ctl_command(CLI::App& app, int& exit_code);
 void add_migrate_command(CLI::App& app, int& exit_code);
 void add_model_command(CLI::App& app, int& exit_code);
 void add_report_command(CLI::App& app, int& exit_code);
+void add_tls_command(CLI::App& app, int& exit_code);
 
 }  // namespace ferry::tools
