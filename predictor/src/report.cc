@@ -138,6 +138,20 @@ namespace {
 
 constexpr const char* kColours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd"};
 
+std::string xml_escape(const std::string& in) {
+  std::string out;
+  for (char c : in) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '\'': out += "&apos;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
 struct Panel {
   double x0, y0, w, h;        // pixel box
   double xmin, xmax, ymin, ymax;
@@ -187,7 +201,8 @@ std::string render_svg(const EvalReport& rep, const std::string& title) {
   std::string s =
       "<svg xmlns='http://www.w3.org/2000/svg' width='960' height='440' "
       "font-family='sans-serif' font-size='13'>\n<rect width='100%' height='100%' fill='white'/>\n";
-  s += fmt::format("<text x='480' y='22' text-anchor='middle' font-size='15'>{}</text>\n", title);
+  s += fmt::format("<text x='480' y='22' text-anchor='middle' font-size='15'>{}</text>\n",
+                   xml_escape(title));
   const Panel pr{70, 60, 360, 300, 0, 1, 0, 1};
   s += axes(pr, "Precision-recall (drive-days, pooled)", "recall", "precision",
             {0, 0.2, 0.4, 0.6, 0.8, 1}, {0, 0.2, 0.4, 0.6, 0.8, 1});
@@ -212,7 +227,7 @@ std::string render_svg(const EvalReport& rep, const std::string& title) {
     s += polyline(lc, m.lead_curve, colour, true);
     s += fmt::format("<rect x='{}' y='{}' width='14' height='4' fill='{}'/>"
                      "<text x='{}' y='{}'>{}</text>\n",
-                     80 + 300 * i, 410, colour, 100 + 300 * i, 416, m.name);
+                     80 + 300 * i, 410, colour, 100 + 300 * i, 416, xml_escape(m.name));
   }
   return s + "</svg>\n";
 }

@@ -115,7 +115,7 @@ PResult<XgbBooster> train_booster(const FeatureMatrix& m, const TrainParams& p) 
   if (!booster) {
     return fail(booster.error());
   }
-  const std::vector<std::pair<std::string, std::string>> params = {
+  std::vector<std::pair<std::string, std::string>> params = {
       {"objective", p.objective},
       {"tree_method", "hist"},
       {"max_depth", std::to_string(p.max_depth)},
@@ -125,6 +125,7 @@ PResult<XgbBooster> train_booster(const FeatureMatrix& m, const TrainParams& p) 
       {"seed", std::to_string(p.seed)},
       {"verbosity", "0"},
   };
+  params.insert(params.end(), p.extra.begin(), p.extra.end());
   for (const auto& [k, v] : params) {
     if (auto ok = booster->set_param(k, v); !ok) {
       return fail(ok.error());

@@ -40,7 +40,21 @@ struct ModelOptions {
   std::size_t top = 10;
   std::vector<std::string> guests;
   bool all_days = false;
+  std::vector<std::string> xgb_params;
 };
+
+// Moves --xgb-param KEY=VALUE pairs into the training parameters.
+bool apply_xgb_params(ModelOptions& o) {
+  for (const auto& kv : o.xgb_params) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      fmt::print(stderr, "ferry model: --xgb-param wants KEY=VALUE, got '{}'\n", kv);
+      return false;
+    }
+    o.config.params.extra.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  return true;
+}
 
 void add_data_options(CLI::App* cmd, DataOptions& d) {
   cmd->add_option("--data", d.data_dir, "Backblaze data dir (default: $FERRY_DATA_DIR, else ../shared/data)");
@@ -64,6 +78,7 @@ void add_train_options(CLI::App* cmd, ModelOptions& o) {
   cmd->add_option("--min-child-weight", p.min_child_weight, "Minimum hessian in a leaf")
       ->capture_default_str();
   cmd->add_option("--threads", p.nthread, "XGBoost threads")->capture_default_str();
+  cmd->add_option("--xgb-param", o.xgb_params, "Extra XGBoost parameter KEY=VALUE (repeatable)");
 }
 
 void add_cost_options(CLI::App* cmd, EvacuationCosts& c) {
@@ -219,8 +234,10 @@ int run_rank(const ModelOptions& o, const EvacuationCosts& costs) {
                s.score, s.probability, s.known_model ? "" : "  (model unseen in training)");
   }
   const auto plan = choose_evacuations(*scores, *guests, costs);
-  fmt::print("\nevacuate {} host(s):\n", plan.evacuate.size());
-  for (const auto& d : plan.evacuate) {
+  fmt::print("\nevacuate {} host(s){}:\n", plan.evacuate.size(),
+             plan.evacuate.size() > o.top ? fmt::format(", first {} shown", o.top) : "");
+  for (std::size_t i = 0; i < std::min(o.top, plan.evacuate.size()); ++i) {
+    const auto& d = plan.evacuate[i];
     fmt::print("  {}  p(fail) {:.4f}  guests {}  net benefit {:.2f}\n", d.host,
                d.failure_probability, d.guests, d.net());
     for (const auto& r : d.reasons) {
@@ -243,7 +260,9 @@ void add_model_command(CLI::App& app, int& exit_code) {
   add_train_options(train, *opts);
   train->add_option("--out", opts->out, "Model file to write")->capture_default_str();
   train->add_flag("--all-days", opts->all_days, "Train on every day (deployment), not just the split");
-  train->callback([opts, &exit_code] { exit_code = run_train(*opts); });
+  train->callback([opts, &exit_code] {
+    exit_code = apply_xgb_params(*opts) ? run_train(*opts) : 2;
+  });
 
   auto* eval = model->add_subcommand("eval", "Time-split evaluation against baselines");
   add_data_options(eval, opts->data);
@@ -251,7 +270,9 @@ void add_model_command(CLI::App& app, int& exit_code) {
   add_cost_options(eval, opts->config.costs);
   eval->add_option("--svg", opts->svg, "Plot to write")->capture_default_str();
   eval->add_flag("!--no-classifier", opts->config.with_classifier, "Skip the classifier baseline");
-  eval->callback([opts, &exit_code] { exit_code = run_eval(*opts); });
+  eval->callback([opts, &exit_code] {
+    exit_code = apply_xgb_params(*opts) ? run_eval(*opts) : 2;
+  });
 
   auto* rank = model->add_subcommand("rank", "Rank one day's devices and choose evacuations");
   add_data_options(rank, opts->data);

@@ -2,6 +2,7 @@
 // as disks. Figures here are synthetic and say nothing about real hardware.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -76,6 +77,12 @@ TEST(CpuSynth, SameMachineryRanksAnomalousHosts) {
   EXPECT_GT(ranker.failures, 5u);
   EXPECT_GT(ranker.ndcg, 0.5);
   EXPECT_GT(static_cast<double>(ranker.caught) / ranker.failures, 0.5);
+  // The SVG report escapes method names ("min core < 75%") so it stays well-formed XML.
+  const std::string svg = render_svg(*rep, "synthetic <test>");
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("min core &lt; 75%"), std::string::npos);
+  EXPECT_NE(svg.find("synthetic &lt;test&gt;"), std::string::npos);
+  EXPECT_EQ(std::count(svg.begin(), svg.end(), '<'), std::count(svg.begin(), svg.end(), '>'));
   // Hosts get scored and explained through the public API too.
   auto scores = rep->ranker->score(histories_as_of(ds, 45), 2);
   ASSERT_TRUE(scores);

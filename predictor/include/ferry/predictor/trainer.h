@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ferry/predictor/error.h"
@@ -54,6 +55,8 @@ struct TrainParams {
   int nthread = 2;
   int seed = 0;
   std::vector<int> windows{1, 3, 7};
+  // Further XGBoost parameters passed through unchanged (e.g. {"lambda", "10"}).
+  std::vector<std::pair<std::string, std::string>> extra;
 };
 
 /// Trains on split.train_first .. split.train_last - horizon + 1 and returns the model with
