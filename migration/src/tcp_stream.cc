@@ -94,13 +94,27 @@ StreamResult<int32_t> TcpStream::await_op(kernel::SlabKey key, const char* what)
   bool cancelled = false;
   for (;;) {
     kernel::SysResult<std::optional<kernel::Completion>> got;
-    if (timeout_.count() > 0 && !cancelled) {
+    // After a cancel, wait untimed for the op's own completion (the cancel makes it
+    // prompt), but a SEND_ZC notification wait is timed again.
+    if (timeout_.count() > 0 && (!cancelled || result)) {
       got = ring_.wait_for(timeout_);
     } else {
       got = ring_.wait().transform([](kernel::Completion c) { return std::optional(c); });
     }
     if (!got) {
       return fail(io_error(got.error(), peer_));
+    }
+    if (!got->has_value() && result) {
+      // SEND_ZC went out but the kernel still references the caller's pages (on loopback
+      // until the peer reads them). Returning success would let the caller overwrite
+      // bytes in flight, so the stream is declared broken; the pages stay pinned, never
+      // freed under the kernel, and the notification is reaped by a later wait or ring exit.
+      broken_ = StreamError{
+          StreamErrc::TimedOut, {},
+          fmt::format("{} {}: zero-copy send not released for {} ms (peer not reading)", what,
+                      peer_, timeout_.count())};
+      (void)kernel::shutdown_socket(fd_.get(), SHUT_RDWR);
+      return fail(*broken_);
     }
     if (!got->has_value()) {
       // No completion within the timeout: cancel the op and wait for it to come back, so
@@ -186,8 +200,12 @@ StreamResult<void> TcpStream::write_all(std::span<const uint8_t> data) {
   if (aborted_.load(std::memory_order_acquire)) {
     return fail(aborted_error());
   }
-  size_t cap = send_buf_.size();
-  if (send_len_ + data.size() <= cap) {
+  if (broken_) {
+    return fail(*broken_);
+  }
+  const size_t cap = send_buf_.size();
+  const bool big = data.size() >= options_.direct_send_threshold || data.size() > cap;
+  if (!big && send_len_ + data.size() <= cap) {
     std::memcpy(send_buf_.data() + send_len_, data.data(), data.size());
     send_len_ += data.size();
     return {};
@@ -196,7 +214,7 @@ StreamResult<void> TcpStream::write_all(std::span<const uint8_t> data) {
   if (!flushed) {
     return flushed;
   }
-  if (data.size() >= cap / 2) {
+  if (big) {
     // Big writes go straight from the caller's memory: one copy fewer.
     return send_span(data, false);
   }
@@ -206,6 +224,9 @@ StreamResult<void> TcpStream::write_all(std::span<const uint8_t> data) {
 }
 
 StreamResult<void> TcpStream::flush() {
+  if (broken_) {
+    return fail(*broken_);
+  }
   if (send_len_ == 0) {
     return aborted_.load(std::memory_order_acquire) ? fail(aborted_error())
                                                     : StreamResult<void>{};
@@ -218,6 +239,9 @@ StreamResult<void> TcpStream::flush() {
 StreamResult<size_t> TcpStream::recv_once(std::span<uint8_t> out) {
   if (aborted_.load(std::memory_order_acquire)) {
     return fail(aborted_error());
+  }
+  if (broken_) {
+    return fail(*broken_);
   }
   auto sqe = ring_.get_sqe();
   auto key = slab_.insert(Op{OpKind::Recv});
@@ -276,6 +300,26 @@ StreamResult<void> TcpStream::read_exact(std::span<uint8_t> out) {
     rpos_ = rend_ = 0;
   }
   return {};
+}
+
+}  // namespace ferry::migration
+
+namespace ferry::migration {
+
+StreamResult<size_t> TcpStream::read_some(std::span<uint8_t> out) {
+  if (out.empty()) {
+    return size_t{0};
+  }
+  if (rpos_ < rend_) {
+    size_t take = std::min(out.size(), rend_ - rpos_);
+    std::memcpy(out.data(), recv_buf_.data() + rpos_, take);
+    rpos_ += take;
+    if (rpos_ == rend_) {
+      rpos_ = rend_ = 0;
+    }
+    return take;
+  }
+  return recv_once(out);
 }
 
 }  // namespace ferry::migration

@@ -1,6 +1,7 @@
 // TlsStream: OpenSSL's record layer over an inner ByteStream through a custom BIO.
-// OpenSSL reads with read_ahead off, so every BIO read asks for exactly the bytes the
-// record layer needs (5-byte header, then the body) and maps onto read_exact.
+// Over a generic stream OpenSSL reads with read_ahead off, so every BIO read asks for
+// exactly the bytes the record layer needs (header, then body) and maps onto read_exact;
+// over a TcpStream it reads ahead through TcpStream::read_some.
 #include "ferry/migration/tls_stream.h"
 
 #include <openssl/x509v3.h>
@@ -11,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "ferry/migration/tcp_stream.h"
 #include "tls_context.h"
 
 namespace ferry::migration {
@@ -23,6 +25,7 @@ constexpr uint8_t kTlsHandshakeRecord = 0x16;
 // The server's first application record: proof for the client that the server accepted
 // its certificate (in TLS 1.3 the client finishes before the server has checked it).
 constexpr uint8_t kAcceptedByte = 0xF1;
+constexpr size_t kReadAheadBuffer = 256 << 10;
 
 // The first certificate problem seen by the verify callback.
 struct VerifyFailure {
@@ -35,7 +38,10 @@ struct VerifyFailure {
 class TlsStream final : public ByteStream {
  public:
   TlsStream(std::unique_ptr<ByteStream> inner, const TlsConfig& config, TlsRole role)
-      : inner_(std::move(inner)), config_(config), role_(role) {}
+      : inner_(std::move(inner)),
+        tcp_(dynamic_cast<TcpStream*>(inner_.get())),
+        config_(config),
+        role_(role) {}
 
   StreamResult<void> handshake();
 
@@ -59,6 +65,9 @@ class TlsStream final : public ByteStream {
   void configure_peer_name();
 
   std::unique_ptr<ByteStream> inner_;
+  // Set when the inner stream is TCP: then OpenSSL reads ahead and the BIO receives
+  // straight into OpenSSL's buffer (read_some) instead of record by record.
+  TcpStream* tcp_;
   TlsConfig config_;
   TlsRole role_;
   detail::SslPtr ssl_;
@@ -150,10 +159,19 @@ int TlsStream::bio_write(const char* data, int len) {
 int TlsStream::bio_read(char* out, int len) {
   // SAFETY: OpenSSL hands us `len` writable bytes; the span does not outlive the call.
   std::span<uint8_t> buf{reinterpret_cast<uint8_t*>(out), static_cast<size_t>(len)};
-  auto r = inner_->read_exact(buf);
-  if (!r) {
-    io_error_ = r.error();
-    return -1;
+  if (tcp_ != nullptr) {
+    auto got = tcp_->read_some(buf);
+    if (!got) {
+      io_error_ = got.error();
+      return -1;
+    }
+    len = static_cast<int>(*got);
+  } else {
+    auto r = inner_->read_exact(buf);
+    if (!r) {
+      io_error_ = r.error();
+      return -1;
+    }
   }
   if (first_read_ && len > 0) {
     first_read_ = false;
@@ -219,6 +237,12 @@ StreamResult<void> TlsStream::handshake() {
   BIO_set_data(bio, this);
   SSL_set_bio(ssl_.get(), bio, bio);  // the SSL owns the BIO from here on
   SSL_set_app_data(ssl_.get(), this);
+  if (tcp_ != nullptr) {
+    // Without read-ahead OpenSSL asks for each record's header and body separately; with
+    // it, one BIO read fills a buffer of several records.
+    SSL_set_read_ahead(ssl_.get(), 1);
+    SSL_set_default_read_buffer_len(ssl_.get(), kReadAheadBuffer);
+  }
   SSL_set_verify(ssl_.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
   configure_peer_name();
   peer_ = fmt::format("tls({})", inner_->peer());

@@ -117,6 +117,22 @@ TEST(TcpStream, ZeroCopySendsRoundTrip) {
   EXPECT_GT(client->stats().zero_copy_sends, 0u);
 }
 
+TEST(TcpStream, ZeroCopySendToAPeerThatNeverReadsTimesOutAndBreaksTheStream) {
+  TcpOptions options;
+  options.zero_copy_threshold = 64 << 10;
+  options.socket_buffer = 0;
+  auto [client, server] = tcp_pair(options);
+  client->set_timeout(milliseconds(100));
+  auto start = std::chrono::steady_clock::now();
+  auto w = client->write_all(pattern(256 << 10, 10));
+  ASSERT_FALSE(w);
+  EXPECT_EQ(w.error().errc, StreamErrc::TimedOut) << w.error().message();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(3000));
+  auto again = client->write_all(pattern(16, 10));
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().errc, StreamErrc::TimedOut);
+}
+
 TEST(TcpStream, ReadTimesOutAndTheStreamStaysUsable) {
   auto [client, server] = tcp_pair();
   server->set_timeout(milliseconds(50));

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,9 @@ namespace ferry::migration {
 /// Tuning of one TcpStream. Defaults are what bench/transport measured fastest here.
 struct TcpOptions {
   size_t send_buffer = 1 << 20;  // write_all gathers up to this many bytes per send
+  // write_all calls of at least this many bytes flush the buffer and send straight from
+  // the caller's memory (saves a copy; small writes are still gathered).
+  size_t direct_send_threshold = 64 << 10;
   size_t recv_buffer = 1 << 20;  // one recv asks for up to this many bytes
   // Sends of at least this many bytes use IORING_OP_SEND_ZC (0 = never). Off by default:
   // on loopback the kernel copies zero-copy skbs anyway and the notification costs more.
@@ -55,6 +59,9 @@ class TcpStream final : public ByteStream {
   void shutdown() override;
   std::string peer() const override { return peer_; }
 
+  /// Returns at least one and at most out.size() bytes: buffered input first, else one
+  /// recv straight into `out`. For decorators (TLS) that can consume partial input.
+  StreamResult<size_t> read_some(std::span<uint8_t> out);
   /// Bytes already received and buffered but not yet returned by read_exact.
   size_t buffered_input() const { return rend_ - rpos_; }
   const TcpStreamStats& stats() const { return stats_; }
@@ -90,6 +97,7 @@ class TcpStream final : public ByteStream {
   size_t rpos_ = 0;
   size_t rend_ = 0;
   bool send_buffer_registered_ = false;
+  std::optional<StreamError> broken_;  // set when the stream cannot be used any more
   std::atomic<bool> aborted_{false};
   TcpStreamStats stats_;
   kernel::OpSlab<Op> slab_{8};
