@@ -334,7 +334,14 @@ Status Sender::send_round(uint32_t round, bool blackout) {
   round_ = round;
 
   std::vector<SendJob> pending(channels_.size());
+  uint64_t dispatched = 0;
   for (uint64_t idx : dirty) {
+    // A round can take seconds on a slow link: honour cancel while dispatching it.
+    if ((++dispatched & 4095) == 0) {
+      if (auto h = check_health(); !h) {
+        return h;
+      }
+    }
     size_t c = channel_of_page(idx);
     pending[c].pages.push_back(idx);
     if (pending[c].pages.size() == kMaxPagesPerBatch) {

@@ -90,6 +90,40 @@ TEST(Migration, DirtyingGuestFourChannelsReverseOrder) {
   EXPECT_EQ(rep.channels, 4u);
 }
 
+TEST(Migration, ReceiverAcceptsAnnouncedExtraChannels) {
+  FakeVm src(small_config());
+  src.fill(8);
+  std::vector<std::unique_ptr<migration::ByteStream>> out, first;
+  std::vector<std::unique_ptr<migration::ByteStream>> later;
+  for (int c = 0; c < 3; ++c) {
+    auto [a, b] = make_stream_pair();
+    out.push_back(std::move(a));
+    (c == 1 ? first : later).push_back(std::move(b));  // hand in only channel 1 up front
+  }
+  std::mutex mu;
+  int accepted = 0;
+  migration::ReceiverOptions ro;
+  ro.accept_channel = [&]() -> migration::StreamResult<std::unique_ptr<migration::ByteStream>> {
+    std::lock_guard lock(mu);
+    if (later.empty()) {
+      return fail(migration::StreamError{migration::StreamErrc::Closed, {}, "no more"});
+    }
+    ++accepted;
+    auto s = std::move(later.back());
+    later.pop_back();
+    return s;
+  };
+  auto resumes = std::make_shared<std::atomic<int>>(0);
+  std::optional<Result<migration::ReceivedVm, migration::MigrationError>> in;
+  std::thread t([&] { in.emplace(migration::migrate_in(std::move(first), fake_factory(resumes), ro)); });
+  auto res = migration::migrate_out(src, std::move(out), {}, {});
+  t.join();
+  ASSERT_TRUE(res) << res.error().message();
+  ASSERT_TRUE(*in) << in->error().message();
+  EXPECT_EQ(accepted, 2);
+  expect_identical(src, *static_cast<FakeVm*>((*in)->vm.get()));
+}
+
 TEST(Migration, GuestDirtyingFasterThanLinkIsThrottledAndFinishes) {
   FakeVmConfig c = small_config();
   c.regions = {{0, 16u << 20}};
