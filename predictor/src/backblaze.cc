@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
+#include <limits>
 #include <cstdlib>
 #include <filesystem>
 #include <unordered_map>
@@ -115,7 +117,8 @@ PResult<DiskDayRow> parse_row(std::string_view line, const Columns& cols) {
     if (ec != std::errc() || p != v.data() + v.size()) {
       return perr(PredictorErrc::MalformedCsv, fmt::format("{} = '{}' is not a number", names[i], v));
     }
-    if (!std::isfinite(static_cast<float>(x))) {
+    // Range-check in double: converting an out-of-range double to float is undefined.
+    if (!(std::fabs(x) <= std::numeric_limits<float>::max())) {
       return perr(PredictorErrc::NonFinite, fmt::format("{} = '{}' overflows", names[i], v));
     }
     row.values.push_back(static_cast<float>(x));

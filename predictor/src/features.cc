@@ -175,11 +175,12 @@ PResult<std::vector<ChannelStats>> stats_from(const nlohmann::json& j, std::size
     if (!c.is_array() || c.size() != 2 || !c[0].is_number() || !c[1].is_number()) {
       return perr(PredictorErrc::CorruptModel, "normaliser: entry is not [mean, scale]");
     }
-    ChannelStats s{c[0].get<float>(), c[1].get<float>()};
-    if (!std::isfinite(s.mean) || !std::isfinite(s.scale) || s.scale <= 0) {
+    const double mean = c[0].get<double>(), scale = c[1].get<double>();
+    constexpr double kMax = std::numeric_limits<float>::max();
+    if (!(std::fabs(mean) <= kMax) || !(scale > 0 && scale <= kMax)) {
       return perr(PredictorErrc::CorruptModel, "normaliser: non-finite or zero scale");
     }
-    out.push_back(s);
+    out.push_back(ChannelStats{static_cast<float>(mean), static_cast<float>(scale)});
   }
   return out;
 }

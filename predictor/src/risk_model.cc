@@ -39,17 +39,29 @@ json info_json(const TrainingInfo& i) {
           {"train_rows", i.train_rows},      {"train_positives", i.train_positives}};
 }
 
+// Informational fields: anything missing or mistyped reads as the default, never UB.
+int64_t int_or(const json& j, const char* key, int64_t def) {
+  return j.contains(key) && j[key].is_number_integer() ? j[key].get<int64_t>() : def;
+}
+
 TrainingInfo info_from(const json& j) {
   TrainingInfo i;
-  i.objective = j.value("objective", "");
-  i.horizon = j.value("horizon", 7);
-  i.rounds = j.value("rounds", 0);
-  i.max_depth = j.value("max_depth", 0);
-  i.eta = j.value("eta", 0.0);
-  i.train_first_day = parse_iso_date(j.value("train_first_day", "")).value_or(0);
-  i.train_last_day = parse_iso_date(j.value("train_last_day", "")).value_or(0);
-  i.train_rows = j.value("train_rows", std::size_t{0});
-  i.train_positives = j.value("train_positives", std::size_t{0});
+  if (!j.is_object()) {
+    return i;
+  }
+  auto clamp_int = [](int64_t v) { return static_cast<int>(std::clamp<int64_t>(v, -1000000, 1000000)); };
+  i.objective = j.contains("objective") && j["objective"].is_string() ? j["objective"].get<std::string>() : "";
+  i.horizon = clamp_int(int_or(j, "horizon", 7));
+  i.rounds = clamp_int(int_or(j, "rounds", 0));
+  i.max_depth = clamp_int(int_or(j, "max_depth", 0));
+  i.eta = j.contains("eta") && j["eta"].is_number() ? j["eta"].get<double>() : 0.0;
+  auto day = [&](const char* key) {
+    return j.contains(key) && j[key].is_string() ? parse_iso_date(j[key].get<std::string>()).value_or(0) : 0;
+  };
+  i.train_first_day = day("train_first_day");
+  i.train_last_day = day("train_last_day");
+  i.train_rows = static_cast<std::size_t>(std::max<int64_t>(0, int_or(j, "train_rows", 0)));
+  i.train_positives = static_cast<std::size_t>(std::max<int64_t>(0, int_or(j, "train_positives", 0)));
   return i;
 }
 
@@ -57,10 +69,10 @@ PResult<RiskModel> parse_model(const json& doc) {
   if (!doc.is_object() || doc.value("format", "") != "ferry-risk-model") {
     return perr(PredictorErrc::CorruptModel, "not a ferry-risk-model file");
   }
-  if (doc.value("version", 0) != kRiskModelFormatVersion) {
-    return perr(PredictorErrc::CorruptModel,
-                fmt::format("format version {} (this build reads {})", doc.value("version", 0),
-                            kRiskModelFormatVersion));
+  const auto& version = doc.value("version", nlohmann::json());
+  if (!version.is_number_integer() || version.get<int64_t>() != kRiskModelFormatVersion) {
+    return perr(PredictorErrc::CorruptModel, fmt::format("format version {} (this build reads {})",
+                                                         version.dump(), kRiskModelFormatVersion));
   }
   FeatureSpec spec;
   bool kind_ok = false;
@@ -69,10 +81,16 @@ PResult<RiskModel> parse_model(const json& doc) {
     return perr(PredictorErrc::CorruptModel, "schema.kind must be 'disk' or 'cpu'");
   }
   spec.schema.channels = doc.at("schema").at("channels").get<std::vector<std::string>>();
-  spec.windows = doc.at("windows").get<std::vector<int>>();
-  if (spec.schema.channels.empty() || spec.windows.empty() ||
-      std::any_of(spec.windows.begin(), spec.windows.end(), [](int w) { return w <= 0; })) {
-    return perr(PredictorErrc::CorruptModel, "empty channel list or bad window");
+  spec.windows.clear();
+  for (const auto& w : doc.at("windows")) {
+    // Integers only, checked before narrowing (a float out of int range would be UB).
+    if (!w.is_number_integer() || w.get<int64_t>() <= 0 || w.get<int64_t>() > 366) {
+      return perr(PredictorErrc::CorruptModel, "windows must be integers in 1..366");
+    }
+    spec.windows.push_back(static_cast<int>(w.get<int64_t>()));
+  }
+  if (spec.schema.channels.empty() || spec.windows.empty()) {
+    return perr(PredictorErrc::CorruptModel, "empty channel list or window list");
   }
   const auto names = doc.at("feature_names").get<std::vector<std::string>>();
   if (names != feature_names(spec)) {

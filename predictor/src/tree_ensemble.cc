@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <limits>
+#include <type_traits>
 
 namespace ferry::predictor {
 
@@ -39,7 +41,17 @@ PResult<std::vector<T>> array_of(const json& tree, const char* key, std::size_t 
     if (!v.is_number()) {
       return corrupt(fmt::format("tree field '{}' holds a non-number", key));
     }
-    out.push_back(v.get<T>());
+    // Range-check in double first: out-of-range float or integer conversions are undefined.
+    const double d = v.get<double>();
+    const bool ok = std::is_floating_point_v<T>
+                        ? std::fabs(d) <= static_cast<double>(std::numeric_limits<float>::max())
+                        : d >= static_cast<double>(std::numeric_limits<T>::lowest()) &&
+                              d <= static_cast<double>(std::numeric_limits<T>::max()) &&
+                              d == std::floor(d);
+    if (!ok) {
+      return corrupt(fmt::format("tree field '{}' holds an out-of-range value", key));
+    }
+    out.push_back(static_cast<T>(d));
   }
   return out;
 }
@@ -57,10 +69,11 @@ PResult<TreeEnsemble> TreeEnsemble::from_xgboost_json(const json& doc, std::size
       return fail(base.error());
     }
     const auto nf = number_of(learner.at("learner_model_param").at("num_feature"), "num_feature");
-    if (!nf || static_cast<std::size_t>(*nf) != num_features) {
+    if (!nf || !(*nf >= 0 && *nf < 1e9) || static_cast<std::size_t>(*nf) != num_features) {
       return perr(PredictorErrc::WrongFeatureSet,
                   fmt::format("XGBoost model has {} features, feature set has {}",
-                              nf ? static_cast<long>(*nf) : -1L, num_features));
+                              nf && *nf >= 0 && *nf < 1e9 ? static_cast<long>(*nf) : -1L,
+                              num_features));
     }
     if (ens.objective_ == "binary:logistic") {
       if (*base <= 0 || *base >= 1) {
