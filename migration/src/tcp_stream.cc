@@ -14,6 +14,8 @@ namespace ferry::migration {
 namespace {
 
 constexpr unsigned kRingEntries = 8;
+// Reads of at least this much skip the receive buffer (one copy fewer).
+constexpr size_t kDirectRecv = 64 << 10;
 
 StreamError io_error(const kernel::SysError& err, const std::string& context) {
   return StreamError{StreamErrc::Io, err.code, fmt::format("{}: {}", context, err.op)};
@@ -41,14 +43,8 @@ StreamResult<std::unique_ptr<TcpStream>> TcpStream::create(kernel::UniqueFd sock
   if (!ring) {
     return fail(io_error(ring.error(), peer));
   }
-  auto stream = std::unique_ptr<TcpStream>(
+  return std::unique_ptr<TcpStream>(
       new TcpStream(std::move(socket), std::move(*ring), options, std::move(peer)));
-  if (options.zero_copy_threshold > 0 && !stream->send_buf_.empty()) {
-    // SEND_ZC from a registered buffer skips pinning the pages on every send.
-    iovec iov{stream->send_buf_.data(), stream->send_buf_.size()};
-    stream->send_buffer_registered_ = stream->ring_.register_buffers({&iov, 1}).has_value();
-  }
-  return stream;
 }
 
 TcpStream::TcpStream(kernel::UniqueFd fd, kernel::IoUring ring, const TcpOptions& options,
@@ -153,18 +149,21 @@ StreamResult<int32_t> TcpStream::await_op(kernel::SlabKey key, const char* what)
 
 StreamResult<size_t> TcpStream::send_once(std::span<const uint8_t> data, bool from_send_buffer) {
   auto sqe = ring_.get_sqe();
-  auto zc = options_.zero_copy_threshold > 0 && data.size() >= options_.zero_copy_threshold;
+  // Zero-copy only for sends straight from the caller's memory: from our own send buffer
+  // it would still cost the copy into that buffer, plus a wait for the notification
+  // before the buffer can be refilled (measured slower in bench/transport).
+  auto zc = !from_send_buffer && options_.zero_copy_threshold > 0 &&
+            data.size() >= options_.zero_copy_threshold;
   auto key = slab_.insert(Op{zc ? OpKind::SendZc : OpKind::Send});
   if (!sqe || !key) {
     return fail(StreamError{StreamErrc::Io, {}, "io_uring: no free submission slot"});
   }
   // MSG_NOSIGNAL: a closed peer is an -EPIPE completion, never a SIGPIPE.
-  if (zc && from_send_buffer && send_buffer_registered_) {
-    io_uring_prep_send_zc_fixed(*sqe, fd_.get(), data.data(), data.size(), MSG_NOSIGNAL, 0, 0);
-  } else if (zc) {
-    io_uring_prep_send_zc(*sqe, fd_.get(), data.data(), data.size(), MSG_NOSIGNAL, 0);
+  if (zc) {
+    io_uring_prep_send_zc(*sqe, fd_.get(), data.data(), data.size(), MSG_NOSIGNAL | wait_all(),
+                          0);
   } else {
-    io_uring_prep_send(*sqe, fd_.get(), data.data(), data.size(), MSG_NOSIGNAL);
+    io_uring_prep_send(*sqe, fd_.get(), data.data(), data.size(), MSG_NOSIGNAL | wait_all());
   }
   io_uring_sqe_set_data64(*sqe, *key);
   auto res = await_op(*key, "send to");
@@ -236,7 +235,14 @@ StreamResult<void> TcpStream::flush() {
   return sent;
 }
 
-StreamResult<size_t> TcpStream::recv_once(std::span<uint8_t> out) {
+int TcpStream::wait_all() const {
+  // Without a timeout, MSG_WAITALL lets io_uring finish the whole transfer in one op
+  // (it retries short sends/receives itself). With a timeout every completion must be a
+  // progress report, so the op returns whatever moved.
+  return timeout_.count() == 0 ? MSG_WAITALL : 0;
+}
+
+StreamResult<size_t> TcpStream::recv_once(std::span<uint8_t> out, int flags) {
   if (aborted_.load(std::memory_order_acquire)) {
     return fail(aborted_error());
   }
@@ -248,7 +254,7 @@ StreamResult<size_t> TcpStream::recv_once(std::span<uint8_t> out) {
   if (!sqe || !key) {
     return fail(StreamError{StreamErrc::Io, {}, "io_uring: no free submission slot"});
   }
-  io_uring_prep_recv(*sqe, fd_.get(), out.data(), out.size(), 0);
+  io_uring_prep_recv(*sqe, fd_.get(), out.data(), out.size(), flags);
   io_uring_sqe_set_data64(*sqe, *key);
   auto res = await_op(*key, "receive from");
   if (!res) {
@@ -277,16 +283,16 @@ StreamResult<void> TcpStream::read_exact(std::span<uint8_t> out) {
   rpos_ += have;
   out = out.subspan(have);
   while (!out.empty()) {
-    if (out.size() >= recv_buf_.size()) {
+    if (out.size() >= kDirectRecv) {
       // Large reads land directly in the caller's memory.
-      auto got = recv_once(out);
+      auto got = recv_once(out, wait_all());
       if (!got) {
         return fail(got.error());
       }
       out = out.subspan(*got);
       continue;
     }
-    auto got = recv_once(recv_buf_);
+    auto got = recv_once(recv_buf_, 0);
     if (!got) {
       return fail(got.error());
     }
@@ -319,7 +325,7 @@ StreamResult<size_t> TcpStream::read_some(std::span<uint8_t> out) {
     }
     return take;
   }
-  return recv_once(out);
+  return recv_once(out, 0);
 }
 
 }  // namespace ferry::migration
