@@ -201,3 +201,40 @@ TEST_F(VirtqueueTest, RestoredProgressContinues) {
 
 }  // namespace
 }  // namespace ferry::vmm::test
+
+namespace ferry::vmm::test {
+namespace {
+
+// Two RAM regions adjacent in guest-physical space but separate on the host: a buffer
+// that crosses the boundary would be two unrelated host ranges, so it is refused.
+TEST(VirtqueueRegions, BufferAcrossTwoRegionsIsRefused) {
+  constexpr uint64_t kHalf = 2 << 20;
+  std::vector<uint8_t> low(kHalf + 4096), high(kHalf + 4096);
+  auto align = [](std::vector<uint8_t>& v) {
+    return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(v.data()) + 4095) & ~4095ull);
+  };
+  auto mem = GuestMemory::wrap({GuestRegion{0, kHalf, align(low)},
+                                GuestRegion{kHalf, kHalf, align(high)}});
+  auto q = Virtqueue::create(*mem, VirtqueueState{8, true, kDescGpa, kAvailGpa, kUsedGpa, 0, 0},
+                             1 << 20);
+  ASSERT_TRUE(q.has_value());
+  auto put_desc = [&](uint16_t i, uint64_t addr, uint32_t len) {
+    ASSERT_TRUE(mem->write_obj(kDescGpa + 16ull * i, addr));
+    ASSERT_TRUE(mem->write_obj(kDescGpa + 16ull * i + 8, len));
+  };
+  put_desc(0, kHalf - 256, 512);  // straddles the boundary
+  put_desc(1, kHalf, 512);        // wholly in the high region: fine
+  ASSERT_TRUE(mem->write_obj<uint16_t>(kAvailGpa + 4, 0));
+  ASSERT_TRUE(mem->write_obj<uint16_t>(kAvailGpa + 6, 1));
+  ASSERT_TRUE(mem->write_obj<uint16_t>(kAvailGpa + 2, 2));
+  auto first = q->pop();
+  ASSERT_TRUE(first.has_value() && first->has_value());
+  ASSERT_FALSE((*first)->chain.has_value());
+  EXPECT_EQ((*first)->chain.error(), QueueErrc::BufferOutsideRam);
+  auto second = q->pop();
+  ASSERT_TRUE(second.has_value() && second->has_value());
+  EXPECT_TRUE((*second)->chain.has_value());
+}
+
+}  // namespace
+}  // namespace ferry::vmm::test
