@@ -16,7 +16,7 @@ constexpr std::array<int, 3> kRequiredOps = {IORING_OP_READV, IORING_OP_WRITEV, 
 VmmError open_error(const std::string& path, std::string what,
                     std::optional<kernel::SysError> cause = std::nullopt) {
   return vmm_error(VmmErrc::OpenDisk, fmt::format("disk image {}: {}", path, what),
-                   std::move(cause));
+                   cause);
 }
 
 }  // namespace

@@ -196,7 +196,7 @@ bool VirtioBlock::activate(uint64_t /*features*/, std::span<const VirtqueueState
       counters_->queue_errors.fetch_add(1);
       return false;
     }
-    queue_.emplace(std::move(*queue));
+    queue_.emplace(*queue);
     broken_ = false;
   }
   // Chains may already wait on the ring (a restored device): look at once.

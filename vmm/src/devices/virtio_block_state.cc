@@ -14,7 +14,7 @@ constexpr uint32_t kKnownStatus = kVirtioStatusAcknowledge | kVirtioStatusDriver
                                   kVirtioStatusNeedsReset | kVirtioStatusFailed;
 constexpr uint32_t kKnownInterrupts = kVirtioInterruptUsedBuffer | kVirtioInterruptConfigChange;
 
-VmmError bad_state(std::string what) {
+VmmError bad_state(const std::string& what) {
   return vmm_error(VmmErrc::RestoreState, "virtio-blk state: " + what);
 }
 

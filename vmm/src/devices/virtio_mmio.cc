@@ -305,7 +305,7 @@ VirtioMmioState VirtioMmioTransport::save() const {
 }
 
 VmmResult<void> VirtioMmioTransport::restore(const VirtioMmioState& state) {
-  auto bad = [](std::string what) {
+  auto bad = [](const std::string& what) {
     return fail(vmm_error(VmmErrc::RestoreState, "virtio-mmio state: " + what));
   };
   if (state.queues.size() != queues_.size()) {
