@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   ferry::tools::add_run_command(app, exit_code);
   ferry::tools::add_ctl_command(app, exit_code);
   ferry::tools::add_migrate_command(app, exit_code);
+  ferry::tools::add_demo_command(app, exit_code);
   ferry::tools::add_model_command(app, exit_code);
   ferry::tools::add_report_command(app, exit_code);
   ferry::tools::add_tls_command(app, exit_code);
