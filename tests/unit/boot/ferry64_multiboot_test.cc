@@ -40,17 +40,18 @@ void expect_multiboot_info(const TestRam& ram, uint64_t info_addr, bool with_mod
   EXPECT_EQ(ram.str(info.cmdline), "console=ttyS0");
   EXPECT_EQ(ram.str(info.boot_loader_name), "Ferry");
   ASSERT_EQ(info.mmap_length, 4 * sizeof(MultibootMmapEntry));
+  // Packed structs: compare copies of their fields, never references into them.
   const auto e0 = ram.at<MultibootMmapEntry>(info.mmap_addr);
   const auto e2 = ram.at<MultibootMmapEntry>(info.mmap_addr + 2 * 24);
   const auto e3 = ram.at<MultibootMmapEntry>(info.mmap_addr + 3 * 24);
-  EXPECT_EQ(e0.size, 20u);
-  EXPECT_EQ(e0.addr, 0u);
-  EXPECT_EQ(e0.len, kEbdaStart);
-  EXPECT_EQ(e0.type, kE820Ram);
-  EXPECT_EQ(e2.addr, 0x100000u);
-  EXPECT_EQ(e2.len, kRam - 0x100000);
-  EXPECT_EQ(e3.addr, kMmioHoleStart);
-  EXPECT_EQ(e3.type, kE820Reserved);
+  EXPECT_EQ(uint32_t{e0.size}, 20u);
+  EXPECT_EQ(uint64_t{e0.addr}, 0u);
+  EXPECT_EQ(uint64_t{e0.len}, kEbdaStart);
+  EXPECT_EQ(uint32_t{e0.type}, kE820Ram);
+  EXPECT_EQ(uint64_t{e2.addr}, 0x100000u);
+  EXPECT_EQ(uint64_t{e2.len}, kRam - 0x100000);
+  EXPECT_EQ(uint64_t{e3.addr}, kMmioHoleStart);
+  EXPECT_EQ(uint32_t{e3.type}, kE820Reserved);
 }
 
 TEST(Ferry64, LoadsImageZeroesBssAndEntersEveryVcpuInLongMode) {

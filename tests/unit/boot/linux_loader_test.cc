@@ -208,13 +208,13 @@ TEST(BzImage, ZeroPageE820CmdlineAndEntry) {
   const auto e0 = ram.at<BootE820Entry>(z + zp::kE820Table);
   const auto e2 = ram.at<BootE820Entry>(z + zp::kE820Table + 40);
   const auto e3 = ram.at<BootE820Entry>(z + zp::kE820Table + 60);
-  EXPECT_EQ(e0.addr, 0u);
-  EXPECT_EQ(e0.size, kEbdaStart);
-  EXPECT_EQ(e0.type, kE820Ram);
-  EXPECT_EQ(e2.addr, 0x100000u);
-  EXPECT_EQ(e2.size, kRam - 0x100000);
-  EXPECT_EQ(e3.addr, kMmioHoleStart);
-  EXPECT_EQ(e3.type, kE820Reserved);
+  EXPECT_EQ(uint64_t{e0.addr}, 0u);
+  EXPECT_EQ(uint64_t{e0.size}, kEbdaStart);
+  EXPECT_EQ(uint32_t{e0.type}, kE820Ram);
+  EXPECT_EQ(uint64_t{e2.addr}, 0x100000u);
+  EXPECT_EQ(uint64_t{e2.size}, kRam - 0x100000);
+  EXPECT_EQ(uint64_t{e3.addr}, kMmioHoleStart);
+  EXPECT_EQ(uint32_t{e3.type}, kE820Reserved);
 }
 
 TEST(BzImage, InitrdRespectsInitrdAddrMax) {
