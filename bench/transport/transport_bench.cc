@@ -174,7 +174,8 @@ struct Pair {
 
 Pair open_channels(unsigned n, const ChannelOptions& options) {
   Listener listener = *Listener::bind(*Address::parse("tcp:127.0.0.1:0"));
-  auto accepted = std::async(std::launch::async, [&] { return accept_channels(listener, options); });
+  auto accepted =
+      std::async(std::launch::async, [&] { return accept_channels(listener, options); });
   auto connected = connect_channels(listener.address(), n, options);
   auto rx = accepted.get();
   if (!connected || !rx) {

@@ -169,7 +169,8 @@ Result<ChannelPreamble, std::string> decode_preamble(std::span<const uint8_t> by
 StreamResult<std::vector<std::unique_ptr<ByteStream>>> connect_channels(
     const Address& address, unsigned count, const ChannelOptions& options) {
   if (count == 0 || count > kMaxSessionChannels) {
-    return fail(refused(fmt::format("channel count {} is outside 1..{}", count, kMaxSessionChannels)));
+    return fail(
+        refused(fmt::format("channel count {} is outside 1..{}", count, kMaxSessionChannels)));
   }
   auto deadline = Clock::now() + options.timeout;
   ChannelPreamble preamble;

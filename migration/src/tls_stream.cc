@@ -7,7 +7,6 @@
 #include <openssl/x509v3.h>
 #include <arpa/inet.h>
 
-#include <climits>
 #include <optional>
 
 #include <fmt/format.h>

@@ -60,8 +60,8 @@ struct ChannelOptions {
   std::function<void(const StreamError&)> on_refused;
 };
 
-/// Opens `count` channels to `address` (1..kMaxSessionChannels) under a fresh random session
-/// id. Returns them in index order, with no stream timeout set.
+/// Opens `count` channels to `address` (1..kMaxSessionChannels) under a fresh random
+/// session id. Returns them in index order, with no stream timeout set.
 StreamResult<std::vector<std::unique_ptr<ByteStream>>> connect_channels(
     const Address& address, unsigned count, const ChannelOptions& options);
 
