@@ -115,7 +115,8 @@ TEST(Migration, ReceiverAcceptsAnnouncedExtraChannels) {
   };
   auto resumes = std::make_shared<std::atomic<int>>(0);
   std::optional<Result<migration::ReceivedVm, migration::MigrationError>> in;
-  std::thread t([&] { in.emplace(migration::migrate_in(std::move(first), fake_factory(resumes), ro)); });
+  std::thread t(
+      [&] { in.emplace(migration::migrate_in(std::move(first), fake_factory(resumes), ro)); });
   auto res = migration::migrate_out(src, std::move(out), {}, {});
   t.join();
   ASSERT_TRUE(res) << res.error().message();
