@@ -135,21 +135,18 @@ std::string render_report_table(const nlohmann::json& r) {
   return out;
 }
 
-std::string render_report_svg(const nlohmann::json& r) {
-  constexpr double kW = 960, kLeft = 110, kRight = 30, kPlotW = kW - kLeft - kRight;
-  const double t0 = num(r, "start_ns");
-  const double total = std::max(1.0, num(r, "end_ns") - t0);
-  auto x = [&](double t) { return kLeft + kPlotW * std::clamp((t - t0) / total, 0.0, 1.0); };
-  const auto& rounds = arr(r, "rounds");
-  const double h = 300 + 0;
-  std::string s = fmt::format(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" "
-      "viewBox=\"0 0 {0} {1}\" font-family=\"sans-serif\" font-size=\"12\">\n"
-      "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      "<text x=\"10\" y=\"22\" font-size=\"15\" font-weight=\"bold\">Ferry migration ({2}, {3}): "
-      "total {4}, blackout {5}</text>\n",
-      kW, h, escape_xml(str(r, "role")), escape_xml(str(r, "outcome")),
-      format_ns(num(r, "total_ns")), format_ns(num(r, "blackout_ns")));
+namespace {
+
+// Horizontal mapping of CLOCK_REALTIME ns onto the plot area.
+struct TimeAxis {
+  static constexpr double kW = 960, kLeft = 110, kRight = 30, kPlotW = kW - kLeft - kRight;
+  double t0 = 0;
+  double total = 1;
+  double x(double t) const { return kLeft + kPlotW * std::clamp((t - t0) / total, 0.0, 1.0); }
+};
+
+void svg_phases(const nlohmann::json& r, const TimeAxis& ax, std::string& s) {
+  auto x = [&](double t) { return ax.x(t); };
   // Phase lane.
   const char* colors[] = {"#9e9e9e", "#9e9e9e", "#f5b041", "#e74c3c", "#5dade2", "#58d68d"};
   s += "<text x=\"10\" y=\"62\">phases</text>\n";
@@ -170,6 +167,12 @@ std::string render_report_svg(const nlohmann::json& r) {
                        escape_xml(name));
     }
   }
+}
+
+void svg_rounds(const nlohmann::json& r, const TimeAxis& ax, std::string& s) {
+  constexpr double kLeft = TimeAxis::kLeft, kPlotW = TimeAxis::kPlotW;
+  auto x = [&](double t) { return ax.x(t); };
+  const auto& rounds = arr(r, "rounds");
   // Round lane: one rectangle per round; height of the bars below = guest and wire bytes.
   s += "<text x=\"10\" y=\"100\">rounds</text>\n";
   double max_bytes = 1;
@@ -211,6 +214,12 @@ std::string render_report_svg(const nlohmann::json& r) {
                        gx + bw, bar_base + 14, num(rd, "round"), blackout ? "*" : "");
     }
   }
+}
+
+void svg_blackout_and_axis(const nlohmann::json& r, const TimeAxis& ax, std::string& s) {
+  constexpr double kLeft = TimeAxis::kLeft, kPlotW = TimeAxis::kPlotW;
+  auto x = [&](double t) { return ax.x(t); };
+  const double total = ax.total;
   // Blackout marker: source pause -> destination resume.
   if (num(r, "pause_ns") > 0 && num(r, "resume_ns") > 0) {
     double x0 = x(num(r, "pause_ns")), x1 = std::max(x0 + 2, x(num(r, "resume_ns")));
@@ -230,6 +239,27 @@ std::string render_report_svg(const nlohmann::json& r) {
         "<text x=\"{0:.1f}\" y=\"136\" text-anchor=\"middle\">{1}</text>\n",
         px, format_ns(t));
   }
+}
+
+}  // namespace
+
+std::string render_report_svg(const nlohmann::json& r) {
+  TimeAxis ax;
+  ax.t0 = num(r, "start_ns");
+  ax.total = std::max(1.0, num(r, "end_ns") - ax.t0);
+  constexpr double kW = TimeAxis::kW, kLeft = TimeAxis::kLeft;
+  const double h = 300;
+  std::string s = fmt::format(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" "
+      "viewBox=\"0 0 {0} {1}\" font-family=\"sans-serif\" font-size=\"12\">\n"
+      "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+      "<text x=\"10\" y=\"22\" font-size=\"15\" font-weight=\"bold\">Ferry migration ({2}, {3}): "
+      "total {4}, blackout {5}</text>\n",
+      kW, h, escape_xml(str(r, "role")), escape_xml(str(r, "outcome")),
+      format_ns(num(r, "total_ns")), format_ns(num(r, "blackout_ns")));
+  svg_phases(r, ax, s);
+  svg_rounds(r, ax, s);
+  svg_blackout_and_axis(r, ax, s);
   s += fmt::format(
       "<text x=\"{}\" y=\"292\" fill=\"#555\">light: guest bytes, dark: wire bytes; "
       "* = blackout round; red box = blackout (pause to resume)</text>\n",
