@@ -100,6 +100,19 @@ void summary_table(const nlohmann::json& r, std::string& out) {
 
 }  // namespace
 
+std::string render_progress_line(const nlohmann::json& e) {
+  const double eta = num(e, "eta_s");
+  std::string line = fmt::format("{:<13} round {:>3}  remaining {:>10}  rate {:>10}/s  ETA {:>8}",
+                                 str(e, "phase"), num(e, "round"),
+                                 format_bytes(num(e, "remaining_bytes")),
+                                 format_bytes(num(e, "rate_bytes_per_s")),
+                                 eta < 0 ? std::string("?") : format_ns(eta * 1e9));
+  if (num(e, "throttle_percent") > 0) {
+    line += fmt::format("  throttle {}%", num(e, "throttle_percent"));
+  }
+  return line;
+}
+
 std::string render_report_table(const nlohmann::json& r) {
   std::string out;
   summary_table(r, out);

@@ -85,6 +85,19 @@ TEST(Report, RendersTableAndSvg) {
   EXPECT_FALSE(render_report_table(nlohmann::json::object()).empty());
   EXPECT_FALSE(render_report_svg(nlohmann::json::object()).empty());
   EXPECT_EQ(format_bytes(1536), "1.5 KiB");
+  ProgressEvent e;
+  e.phase = MigrationPhase::Brownout;
+  e.round = 3;
+  e.remaining_bytes = 12u << 20;
+  e.rate_bytes_per_s = 450.0 * 1048576;
+  e.eta_s = 0.5;
+  e.throttle_percent = 20;
+  std::string line = render_progress_line(to_json(e));
+  EXPECT_NE(line.find("brownout"), std::string::npos) << line;
+  EXPECT_NE(line.find("12.0 MiB"), std::string::npos) << line;
+  EXPECT_NE(line.find("450.0 MiB/s"), std::string::npos) << line;
+  EXPECT_NE(line.find("500.0 ms"), std::string::npos) << line;
+  EXPECT_NE(line.find("throttle 20%"), std::string::npos) << line;
   EXPECT_EQ(format_ns(2.5e9), "2.50 s");
 }
 
