@@ -90,51 +90,7 @@ PResult<TreeEnsemble> TreeEnsemble::from_xgboost_json(const json& doc, std::size
       return corrupt("only gbtree boosters are supported");
     }
     for (const json& tree : model.at("trees")) {
-      const auto n = static_cast<std::size_t>(std::stoul(
-          tree.at("tree_param").at("num_nodes").get<std::string>()));
-      auto left = array_of<int32_t>(tree, "left_children", n);
-      auto right = array_of<int32_t>(tree, "right_children", n);
-      auto feat = array_of<uint32_t>(tree, "split_indices", n);
-      auto cond = array_of<float>(tree, "split_conditions", n);
-      auto defl = array_of<int>(tree, "default_left", n);
-      auto hess = array_of<double>(tree, "sum_hessian", n);
-      for (auto* e : {&left, &right}) {
-        if (!*e) {
-          return fail(e->error());
-        }
-      }
-      if (!feat || !cond || !defl || !hess) {
-        return fail(!feat ? feat.error() : !cond ? cond.error() : !defl ? defl.error() : hess.error());
-      }
-      if (n == 0) {
-        return corrupt("tree without nodes");
-      }
-      const std::size_t offset = ens.nodes_.size();
-      ens.roots_.push_back(offset);
-      for (std::size_t i = 0; i < n; ++i) {
-        Node node;
-        const int32_t l = (*left)[i], r = (*right)[i];
-        if (l != -1) {
-          if (l < 0 || r < 0 || static_cast<std::size_t>(l) >= n ||
-              static_cast<std::size_t>(r) >= n) {
-            return corrupt(fmt::format("tree {} node {}: bad child index", ens.roots_.size() - 1, i));
-          }
-          if ((*feat)[i] >= num_features) {
-            return perr(PredictorErrc::WrongFeatureSet,
-                        fmt::format("tree splits on feature {} of {}", (*feat)[i], num_features));
-          }
-          node.left = static_cast<int32_t>(offset) + l;
-          node.right = static_cast<int32_t>(offset) + r;
-        }
-        node.feature = (*feat)[i];
-        node.split = (*cond)[i];
-        node.default_left = (*defl)[i] != 0;
-        if (!std::isfinite(node.split)) {
-          return corrupt("non-finite split or leaf value");
-        }
-        ens.nodes_.push_back(node);
-      }
-      if (auto ok = ens.fill_means(offset, *hess); !ok) {
+      if (auto ok = ens.add_tree(tree); !ok) {
         return fail(ok.error());
       }
     }
@@ -142,6 +98,50 @@ PResult<TreeEnsemble> TreeEnsemble::from_xgboost_json(const json& doc, std::size
     return corrupt(fmt::format("XGBoost model JSON: {}", e.what()));
   }
   return ens;
+}
+
+PResult<void> TreeEnsemble::add_tree(const json& tree) {
+  const auto n = static_cast<std::size_t>(
+      std::stoul(tree.at("tree_param").at("num_nodes").get<std::string>()));
+  auto left = array_of<int32_t>(tree, "left_children", n);
+  auto right = array_of<int32_t>(tree, "right_children", n);
+  auto feat = array_of<uint32_t>(tree, "split_indices", n);
+  auto cond = array_of<float>(tree, "split_conditions", n);
+  auto defl = array_of<int>(tree, "default_left", n);
+  auto hess = array_of<double>(tree, "sum_hessian", n);
+  for (auto* e : {&left, &right}) {
+    if (!*e) {
+      return fail(e->error());
+    }
+  }
+  if (!feat || !cond || !defl || !hess) {
+    return fail(!feat ? feat.error() : !cond ? cond.error() : !defl ? defl.error() : hess.error());
+  }
+  if (n == 0) {
+    return corrupt("tree without nodes");
+  }
+  const std::size_t offset = nodes_.size();
+  roots_.push_back(offset);
+  for (std::size_t i = 0; i < n; ++i) {
+    Node node;
+    const int32_t l = (*left)[i], r = (*right)[i];
+    if (l != -1) {
+      if (l < 0 || r < 0 || static_cast<std::size_t>(l) >= n || static_cast<std::size_t>(r) >= n) {
+        return corrupt(fmt::format("tree {} node {}: bad child index", roots_.size() - 1, i));
+      }
+      if ((*feat)[i] >= num_features_) {
+        return perr(PredictorErrc::WrongFeatureSet,
+                    fmt::format("tree splits on feature {} of {}", (*feat)[i], num_features_));
+      }
+      node.left = static_cast<int32_t>(offset) + l;
+      node.right = static_cast<int32_t>(offset) + r;
+    }
+    node.feature = (*feat)[i];
+    node.split = (*cond)[i];
+    node.default_left = (*defl)[i] != 0;
+    nodes_.push_back(node);
+  }
+  return fill_means(offset, *hess);
 }
 
 PResult<void> TreeEnsemble::fill_means(std::size_t offset, const std::vector<double>& hess) {

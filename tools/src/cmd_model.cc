@@ -72,8 +72,8 @@ void add_train_options(CLI::App* cmd, ModelOptions& o) {
   cmd->add_option("--rounds", p.rounds, "Boosting rounds")->capture_default_str();
   cmd->add_option("--max-depth", p.max_depth, "Tree depth")->capture_default_str();
   cmd->add_option("--eta", p.eta, "Learning rate")->capture_default_str();
-  cmd->add_option("--objective", p.objective, "rank:pairwise, rank:ndcg or binary:logistic")
-      ->check(CLI::IsMember({"rank:pairwise", "rank:ndcg", "binary:logistic"}))
+  cmd->add_option("--objective", p.objective, "rank:pairwise, rank:ndcg, rank:map or binary:logistic")
+      ->check(CLI::IsMember({"rank:pairwise", "rank:ndcg", "rank:map", "binary:logistic"}))
       ->capture_default_str();
   cmd->add_option("--min-child-weight", p.min_child_weight, "Minimum hessian in a leaf")
       ->capture_default_str();

@@ -46,6 +46,7 @@ class TreeEnsemble {
     float mean = 0.0f;   // cover-weighted mean of the leaves below (for contributions)
   };
   std::size_t leaf_of(std::size_t root, const float* x) const;
+  PResult<void> add_tree(const nlohmann::json& tree);  // may throw json exceptions
   PResult<void> fill_means(std::size_t offset, const std::vector<double>& hess);
 
   std::vector<Node> nodes_;          // all trees, concatenated
