@@ -52,6 +52,9 @@ MigrationError Sender::recover(MigrationError error) {
   }
   // Best effort: tell the destination to discard, and pick up its own reason if it
   // closed on us (e.g. it rejected a record).
+  if (channels_.empty()) {
+    return error;  // bad options: nothing was sent
+  }
   ByteStream& ch0 = *channels_[0];
   ch0.set_timeout(std::chrono::milliseconds(500));
   WireMessage cancel{static_cast<uint16_t>(WireErrorCode::Internal),

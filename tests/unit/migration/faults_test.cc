@@ -76,6 +76,16 @@ TEST(Faults, RefusesTooMuchMemoryAndTooManyVcpus) {
   }
 }
 
+TEST(Faults, NoChannelsIsABadOption) {
+  FakeVm src(cfg());
+  auto res = migration::migrate_out(src, {}, {}, {});
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().errc, MigrationErrc::BadOptions);
+  EXPECT_EQ(res.error().guest, GuestLocation::RunningOnSource);
+  EXPECT_TRUE(src.running());
+  EXPECT_FALSE(src.dirty_logging());
+}
+
 TEST(Faults, FactoryRefusalIsReported) {
   FakeVm src(cfg());
   auto before = src.memory();
