@@ -95,6 +95,10 @@ StreamResult<void> MemStream::write_all(std::span<const uint8_t> data) {
     if (p.faults.corrupt_byte >= start && p.faults.corrupt_byte < start + n) {
       p.buf[p.buf.size() - n + (p.faults.corrupt_byte - start)] ^= 0xFF;
     }
+    if (p.faults.capture) {
+      p.faults.capture->insert(p.faults.capture->end(), p.buf.end() - static_cast<std::ptrdiff_t>(n),
+                               p.buf.end());
+    }
     p.written += n;
     done += n;
     if (p.faults.counter) {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "ferry/migration/byte_stream.h"
 
@@ -24,6 +25,8 @@ struct PipeFaults {
   size_t capacity = 4u << 20;
   /// If set, counts every byte accepted in this direction (outlives the streams).
   std::shared_ptr<std::atomic<uint64_t>> counter;
+  /// If set, receives a copy of every byte accepted in this direction.
+  std::shared_ptr<std::vector<uint8_t>> capture;
 };
 
 struct Connection;
