@@ -37,6 +37,25 @@ const char* missing_text(int opcode) {
   return "io_uring probe: an opcode unknown to liburing is not supported by this kernel";
 }
 
+#if defined(__SANITIZE_THREAD__)
+extern "C" void __tsan_acquire(void* addr);
+extern "C" void __tsan_release(void* addr);
+// liburing maps the rings with raw syscalls that ThreadSanitizer does not intercept, so a
+// new ring at the address of a freed one inherits the old ring's access history and shows
+// false races between unrelated threads. A release when a ring is torn down and an
+// acquire on the same addresses when one is set up order the two for TSan.
+void tsan_ring_sync(const io_uring& ring, void (*op)(void*)) {
+  op(ring.sq.ring_ptr);
+  op(ring.cq.ring_ptr);
+  op(ring.sq.sqes);
+}
+void announce_new_ring(const io_uring& ring) { tsan_ring_sync(ring, __tsan_acquire); }
+void announce_ring_gone(const io_uring& ring) { tsan_ring_sync(ring, __tsan_release); }
+#else
+void announce_new_ring(const io_uring&) {}
+void announce_ring_gone(const io_uring&) {}
+#endif
+
 Completion copy_and_release(io_uring* ring, io_uring_cqe* cqe) {
   Completion c{cqe->user_data, cqe->res, cqe->flags};
   io_uring_cqe_seen(ring, cqe);
@@ -64,6 +83,7 @@ void IoUring::reset() noexcept {
   if (ring_) {
     // Closing the ring cancels whatever is still in flight; callers that lent buffers to
     // the kernel must reap (or cancel) their ops before dropping the ring.
+    announce_ring_gone(*ring_);
     io_uring_queue_exit(ring_.get());
     ring_.reset();
   }
@@ -78,6 +98,7 @@ SysResult<IoUring> IoUring::create(unsigned entries, std::span<const int> requir
   if (rc < 0) {
     return fail(make_error(-rc, "io_uring_setup"));
   }
+  announce_new_ring(*ring);
   // From here on `out` owns the ring, so every early return tears it down.
   IoUring out(std::move(ring));
   if (required_opcodes.empty()) {
