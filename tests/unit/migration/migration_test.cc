@@ -204,6 +204,27 @@ TEST(Migration, SameAsBeforePagesSendOnlyAHash) {
   EXPECT_EQ((*r.in)->report.codecs.same, (*r.out)->codecs.same);
 }
 
+TEST(Migration, MaxBandwidthCapsTheWireRate) {
+  FakeVmConfig c = small_config();
+  c.regions = {{0, 8u << 20}};
+  c.disk_sizes = {};
+  FakeVm src(c);
+  src.fill(13);
+  RunSetup setup;
+  setup.channels = 2;
+  setup.sender.max_bandwidth = 16u << 20;  // 16 MiB/s over both channels
+  setup.sender.compression = *migration::parse_compression("off");
+  RunResult r = run_migration(src, setup);
+  ASSERT_TRUE(*r.out) << r.out->error().message();
+  const auto& rep = **r.out;
+  const double secs = (rep.end_ns - rep.start_ns) / 1e9;
+  const double rate = rep.wire_bytes / secs;
+  // ~6 MiB of records at 16 MiB/s: about 0.4 s. The limiter allows a 10 ms burst.
+  EXPECT_LT(rate, 1.15 * (16u << 20)) << "wire rate " << rate;
+  EXPECT_GT(secs, 0.8 * rep.wire_bytes / (16u << 20));
+  expect_identical(src, *r.dest());
+}
+
 TEST(Migration, ProgressEventsAreEmitted) {
   FakeVmConfig c = small_config();
   c.regions = {{0, 8u << 20}};
