@@ -75,7 +75,7 @@ void summary_table(const nlohmann::json& r, std::string& out) {
   if (!str(r, "error").empty()) {
     out += fmt::format("  error: {}\n", str(r, "error"));
   }
-  auto row = [&](const char* k, const std::string& v) { out += fmt::format("  {:<22}{}\n", k, v); };
+  auto row = [&](const char* k, const std::string& v) { out += fmt::format("  {:<26}{}\n", k, v); };
   row("peer", str(r, "peer"));
   row("total time", format_ns(num(r, "total_ns")));
   row("blackout (dest)", format_ns(num(r, "blackout_ns")));
@@ -102,11 +102,10 @@ void summary_table(const nlohmann::json& r, std::string& out) {
 
 std::string render_progress_line(const nlohmann::json& e) {
   const double eta = num(e, "eta_s");
-  std::string line = fmt::format("{:<13} round {:>3}  remaining {:>10}  rate {:>10}/s  ETA {:>8}",
-                                 str(e, "phase"), num(e, "round"),
-                                 format_bytes(num(e, "remaining_bytes")),
-                                 format_bytes(num(e, "rate_bytes_per_s")),
-                                 eta < 0 ? std::string("?") : format_ns(eta * 1e9));
+  std::string line = fmt::format(
+      "{:<13} round {:>3}  remaining {:>10}  rate {:>10}/s  ETA {:>8}", str(e, "phase"),
+      num(e, "round"), format_bytes(num(e, "remaining_bytes")),
+      format_bytes(num(e, "rate_bytes_per_s")), eta < 0 ? std::string("?") : format_ns(eta * 1e9));
   if (num(e, "throttle_percent") > 0) {
     line += fmt::format("  throttle {}%", num(e, "throttle_percent"));
   }
@@ -193,8 +192,8 @@ void svg_rounds(const nlohmann::json& r, const TimeAxis& ax, std::string& s) {
     max_bytes = std::max({max_bytes, num(rd, "pages_sent") * 4096 + num(rd, "disk_bytes_sent"),
                           num(rd, "wire_bytes")});
   }
-  const double bar_base = 270, bar_h = 140;
-  s += "<text x=\"10\" y=\"200\">bytes/round</text>\n";
+  const double bar_base = 320, bar_h = 160;
+  s += "<text x=\"10\" y=\"245\">bytes/round</text>\n";
   s += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"black\"/>\n", kLeft,
                    bar_base, kLeft + kPlotW);
   const double slot = kPlotW / std::max<size_t>(1, rounds.size());
@@ -261,7 +260,7 @@ std::string render_report_svg(const nlohmann::json& r) {
   ax.t0 = num(r, "start_ns");
   ax.total = std::max(1.0, num(r, "end_ns") - ax.t0);
   constexpr double kW = TimeAxis::kW, kLeft = TimeAxis::kLeft;
-  const double h = 300;
+  const double h = 360;
   std::string s = fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" "
       "viewBox=\"0 0 {0} {1}\" font-family=\"sans-serif\" font-size=\"12\">\n"
@@ -274,7 +273,7 @@ std::string render_report_svg(const nlohmann::json& r) {
   svg_rounds(r, ax, s);
   svg_blackout_and_axis(r, ax, s);
   s += fmt::format(
-      "<text x=\"{}\" y=\"292\" fill=\"#555\">light: guest bytes, dark: wire bytes; "
+      "<text x=\"{}\" y=\"352\" fill=\"#555\">light: guest bytes, dark: wire bytes; "
       "* = blackout round; red box = blackout (pause to resume)</text>\n",
       kLeft);
   s += "</svg>\n";
