@@ -371,6 +371,8 @@ static void print_vcpu_lines(void) {
         gl_line_u64(&l, g_vcpu[i].failures);
         gl_line_str(&l, " time_backwards=");
         gl_line_u64(&l, g_vcpu[i].time_backwards);
+        gl_line_str(&l, " max_stall_us=");
+        gl_line_u64(&l, g_vcpu[i].max_stall_ns / 1000);
         print_line(&l);
     }
 }

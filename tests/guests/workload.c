@@ -6,6 +6,8 @@
 #define CLOCK_EVERY 16u /* writes between clock reads */
 #define NS_PER_S 1000000000ull
 #define PACE_MIN_SLEEP_NS 1000000ull
+#define STALL_REPORT_NS 50000000ull /* print a `stall` line from 50 ms on (host noise: ~20 ms) */
+#define MAX_STALL_LINES 20u
 
 struct guest_state g;
 struct vcpu_state g_vcpu[MAX_CPUS];
@@ -28,6 +30,25 @@ uint64_t guest_now(uint32_t cpu) {
     }
     s->last_ns = now;
     return now;
+}
+
+/* A gap in the write loop that nobody asked for: a VM pause (migration blackout), host
+ * preemption, a long VM exit. The largest is reported per vCPU; big ones get a line. */
+static void note_stall(uint32_t cpu, uint64_t gap_ns) {
+    struct vcpu_state *s = &g_vcpu[cpu];
+    if (gap_ns > s->max_stall_ns) {
+        s->max_stall_ns = gap_ns;
+    }
+    if (gap_ns >= STALL_REPORT_NS &&
+        __atomic_fetch_add(&g.stall_lines, 1u, __ATOMIC_RELAXED) < MAX_STALL_LINES) {
+        struct gl_line l;
+        gl_line_reset(&l);
+        gl_line_str(&l, "stall cpu=");
+        gl_line_u64(&l, cpu);
+        gl_line_str(&l, " us=");
+        gl_line_u64(&l, gap_ns / 1000);
+        print_line(&l);
+    }
 }
 
 static const char *kind_name(enum fail_kind k) {
@@ -127,8 +148,11 @@ void workload_run(uint32_t cpu, uint64_t deadline_ns) {
         p->initialised = 1;
     }
     uint64_t writes = 0;
+    uint64_t prev = guest_now(cpu);
     for (;;) {
         uint64_t now = guest_now(cpu);
+        note_stall(cpu, now - prev);
+        prev = now;
         if (now >= deadline_ns || g.stop) {
             break;
         }
@@ -138,7 +162,10 @@ void workload_run(uint32_t cpu, uint64_t deadline_ns) {
             if (wake < now + PACE_MIN_SLEEP_NS) {
                 wake = now + PACE_MIN_SLEEP_NS;
             }
-            guest_sleep_until(cpu, wake < deadline_ns ? wake : deadline_ns);
+            uint64_t target = wake < deadline_ns ? wake : deadline_ns;
+            guest_sleep_until(cpu, target);
+            prev = guest_now(cpu);
+            note_stall(cpu, prev > target ? prev - target : 0); /* oversleep only */
             continue;
         }
         uint32_t n = CLOCK_EVERY;

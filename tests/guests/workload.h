@@ -22,6 +22,7 @@ struct vcpu_state {
     volatile uint64_t failures;
     volatile uint64_t time_backwards;
     uint64_t last_ns;
+    uint64_t max_stall_ns; /* longest unrequested gap in the write loop */
     uint64_t first_page; /* slice of the working set */
     uint64_t npages;
 } __attribute__((aligned(64)));
@@ -52,6 +53,7 @@ struct guest_state {
     volatile uint32_t stop;
     volatile uint32_t fail_lines;
     volatile uint32_t backwards_lines;
+    volatile uint32_t stall_lines;
     uint64_t extra_failures; /* BSP-only failures (missing vCPUs etc.) */
     struct disk_state disk;
 };

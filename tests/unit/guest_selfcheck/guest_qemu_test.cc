@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -463,6 +464,10 @@ TEST(GuestQemu, VerifiesItselfAfterQemuLiveMigration) {
     EXPECT_EQ(src_log.find("FERRY-GUEST done"), std::string::npos) << "finished before migrating";
     EXPECT_NE(dst_log.find("verify ok pages=16384 disk_sectors="), std::string::npos) << dst_log;
     EXPECT_NE(dst_log.find("time_backwards=0"), std::string::npos) << dst_log;
+    // The guest sees the blackout as a stall of its write loop (QEMU: tens of ms).
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(dst_log, m, std::regex("max_stall_us=(\\d+)"))) << dst_log;
+    EXPECT_GE(std::stoull(m[1]), 1000u) << dst_log;
 }
 
 }  // namespace
