@@ -225,6 +225,38 @@ TEST(GuestQemu, InjectedCorruptionIsCaught) {
     EXPECT_EQ(fields(r, "verify FAIL kind=")["kind"], "corrupt") << r.out;
 }
 
+// Host TSC rate from /proc/cpuinfo ("cpu MHz"), 0 if unknown.
+uint64_t host_tsc_khz() {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("cpu MHz", 0) == 0) {
+            return static_cast<uint64_t>(std::stod(line.substr(line.find(':') + 1)) * 1000);
+        }
+    }
+    return 0;
+}
+
+TEST(GuestQemu, WithoutKvmclockTheTscNeedsItsRate) {
+    SKIP_WITHOUT_QEMU();
+    const std::string no_kvmclock = "-q \"-cpu host,-arch-capabilities,kvmclock=off\"";
+    GuestRun none = run_guest("wss=8 duration=1", no_kvmclock);
+    EXPECT_EQ(none.status, 2) << none.out;
+    EXPECT_NE(none.out.find("no kvmclock; pass tsc_khz="), std::string::npos) << none.out;
+    uint64_t khz = host_tsc_khz();
+    if (khz == 0) {
+        GTEST_SKIP() << "no cpu MHz in /proc/cpuinfo";
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    GuestRun r = run_guest("wss=8 duration=2 tsc_khz=" + std::to_string(khz), no_kvmclock);
+    double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_EQ(fields(r, "FERRY-GUEST ready")["clock"], "tsc");
+    EXPECT_EQ(count_prefix(r, "verify ok"), 1);
+    EXPECT_GT(wall, 1.8);  // a wrong TSC rate would stretch or shrink duration=2
+    EXPECT_LT(wall, 4.0);
+}
+
 TEST(GuestQemu, BadCommandLineExitsTwo) {
     SKIP_WITHOUT_QEMU();
     GuestRun r = run_guest("wss=16 pattern=zigzag");
