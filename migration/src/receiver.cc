@@ -192,6 +192,20 @@ Status Receiver::accept_hello() {
   return {};
 }
 
+void Receiver::drain(ByteStream& stream) {
+  // Closing a TCP socket with unread input sends a RST, which can destroy our Error
+  // record before the source reads it. Swallow what is already in flight first: stop
+  // at the source's Cancel, at EOF, after 20 ms of silence, or after 300 ms.
+  stream.set_timeout(std::chrono::milliseconds(20));
+  const uint64_t deadline = monotonic_ns() + 300'000'000;
+  while (monotonic_ns() < deadline) {
+    auto rec = read_record(stream, phase_);
+    if (!rec || rec->type == RecordType::Cancel) {
+      return;
+    }
+  }
+}
+
 MigrationError Receiver::fail_cleanup(MigrationError e) {
   if (e.phase == MigrationPhase::Invalid) {
     e.phase = phase_;
@@ -233,6 +247,7 @@ MigrationError Receiver::fail_cleanup(MigrationError e) {
                     e.detail.substr(0, kMaxMessageText)};
     (void)write_record(*c0, RecordType::Error, encode_payload(msg), phase_);
     (void)c0->flush();
+    drain(*c0);
   }
   for (auto& c : ch_) {
     if (c) {

@@ -58,6 +58,7 @@ class Receiver {
   void record_failure(const MigrationError& e);
   Status first_failure();
   MigrationError fail_cleanup(MigrationError e);
+  void drain(ByteStream& stream);
   void enter_phase(MigrationPhase phase);
   MigrationError proto(const std::string& detail) { return protocol_failure(phase_, detail); }
 
