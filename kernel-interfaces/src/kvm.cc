@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -211,6 +212,10 @@ SysResult<void> VmFd::clear_dirty_log(uint32_t slot, uint64_t first_page, uint32
   return ioctl_void(fd_.get(), KVM_CLEAR_DIRTY_LOG, &clear, "KVM_CLEAR_DIRTY_LOG");
 }
 
+SysResult<int> VmFd::reset_dirty_rings() {
+  return do_ioctl(fd_.get(), KVM_RESET_DIRTY_RINGS, 0, "KVM_RESET_DIRTY_RINGS");
+}
+
 SysResult<VcpuFd> VmFd::create_vcpu(uint32_t id, size_t mmap_size) {
   auto rc = do_ioctl(fd_.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(id),
                      "KVM_CREATE_VCPU");
@@ -325,6 +330,15 @@ SysResult<kvm_debugregs> VcpuFd::get_debugregs() const {
 }
 SysResult<void> VcpuFd::set_debugregs(const kvm_debugregs& regs) {
   return ioctl_void(fd_.get(), KVM_SET_DEBUGREGS, &regs, "KVM_SET_DEBUGREGS");
+}
+
+SysResult<Mapping> VcpuFd::map_dirty_ring(size_t bytes) const {
+  const off_t offset = static_cast<off_t>(KVM_DIRTY_LOG_PAGE_OFFSET) * ::getpagesize();
+  auto ring = Mapping::of_fd(fd_.get(), bytes, PROT_READ | PROT_WRITE, offset);
+  if (!ring) {
+    return fail(SysError{ring.error().code, "mmap dirty ring"});
+  }
+  return ring;
 }
 
 SysResult<uint32_t> VcpuFd::get_tsc_khz() const {

@@ -18,6 +18,7 @@ struct RunOptions {
   std::string kvm_device = "/dev/kvm";
   std::string incoming, tls_dir, tls_name, report, max_mem;
   uint32_t max_vcpus = 64;
+  uint32_t dirty_ring = 0;
   uint32_t cpus = 1;
   std::vector<std::string> disks;
   bool hugepages = false;
@@ -37,6 +38,7 @@ vmm::VmmResult<vmm::VmConfig> build_config(const RunOptions& o) {
   config.hugetlb = o.hugepages;
   config.control_path = o.control;
   config.kvm_path = o.kvm_device;
+  config.dirty_ring_entries = o.dirty_ring;
   for (const std::string& spec : o.disks) {
     vmm::DiskConfig disk;
     disk.path = spec;
@@ -137,6 +139,9 @@ void add_run_command(CLI::App& app, int& exit_code) {
                   "Control socket path (JSON lines; see docs/control-socket.md)");
   run->add_option("--serial", options->serial, "Console: stdio (default) or none");
   run->add_option("--kvm-device", options->kvm_device, "KVM device node (default /dev/kvm)");
+  run->add_option("--dirty-ring", options->dirty_ring,
+                  "Track dirty pages for migration with per-vCPU dirty rings of N entries "
+                  "(power of two) instead of the dirty bitmap");
   run->add_flag("--hugepages", options->hugepages, "Back guest RAM with hugetlbfs pages");
   run->add_option("--incoming", options->incoming,
                   "Receive a migrating guest on tcp:ADDR:PORT instead of booting one; --disk "

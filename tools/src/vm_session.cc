@@ -14,7 +14,8 @@ nlohmann::json status_json(const vmm::MachineStatus& s) {
           {"serial_bytes", s.serial_bytes},
           {"unclaimed_io", s.unclaimed_io},
           {"throttle_percent", s.throttle_percent},
-          {"dirty_logging", s.dirty_logging}};
+          {"dirty_logging", s.dirty_logging},
+          {"dirty_log_mode", s.dirty_log_mode}};
 }
 
 void add_basic_control_handlers(vmm::ControlServer& server, vmm::Machine& machine) {

@@ -49,11 +49,73 @@ VmmResult<void> DirtyLog::stop() {
   return set_logging(false);
 }
 
+void DirtyLog::attach_ring(kernel::Mapping ring, uint32_t entries) {
+  std::lock_guard lock(mutex_);
+  rings_.push_back(Ring{std::move(ring), entries, 0});
+}
+
+VmmResult<void> DirtyLog::drain_rings() {
+  std::lock_guard lock(mutex_);
+  return drain_rings_locked();
+}
+
+VmmResult<void> DirtyLog::drain_rings_locked() {
+  if (ring_pending_.size() < (memory_.page_count() + 63) / 64) {
+    ring_pending_.assign((memory_.page_count() + 63) / 64, 0);
+  }
+  const auto regions = memory_.regions();
+  for (Ring& ring : rings_) {
+    // SAFETY: the ring mapping holds `entries` kvm_dirty_gfn records shared with KVM;
+    // flags are accessed atomically per the documented acquire/release protocol.
+    auto* gfns = reinterpret_cast<kvm_dirty_gfn*>(ring.map.data());
+    while (true) {
+      kvm_dirty_gfn& entry = gfns[ring.next % ring.entries];
+      const uint32_t flags = __atomic_load_n(&entry.flags, __ATOMIC_ACQUIRE);
+      if ((flags & KVM_DIRTY_GFN_F_DIRTY) == 0) {
+        break;
+      }
+      const uint32_t slot = entry.slot & 0xffff;  // high half is the address space
+      if (slot < regions.size() && entry.offset < regions[slot].size / kGuestPageSize) {
+        const uint64_t page = regions[slot].first_page + entry.offset;
+        ring_pending_[page / 64] |= 1ull << (page % 64);
+      }
+      __atomic_store_n(&entry.flags, KVM_DIRTY_GFN_F_RESET, __ATOMIC_RELEASE);
+      ++ring.next;
+    }
+  }
+  if (!rings_.empty()) {
+    if (auto rc = vm_.reset_dirty_rings(); !rc) {
+      return fail(vmm_error(VmmErrc::DirtyLog, "re-arm dirty rings", rc.error()));
+    }
+  }
+  return {};
+}
+
 VmmResult<void> DirtyLog::harvest(std::span<uint64_t> bitmap) {
   std::lock_guard lock(mutex_);
   if (!active_) {
     return fail(vmm_error(VmmErrc::DirtyLog, "dirty log harvested while logging is off"));
   }
+  if (mode_ == DirtyLogMode::Bitmap) {
+    return harvest_bitmaps(bitmap);
+  }
+  if (auto ok = drain_rings_locked(); !ok) {
+    return ok;
+  }
+  for (const GuestRegion& region : memory_.regions()) {
+    scratch_.assign((region.size / kGuestPageSize + 63) / 64, 0);
+    memory_.take_vmm_dirty(region.slot, scratch_);
+    for (uint64_t w = 0; w < scratch_.size(); ++w) {
+      bitmap[region.first_page / 64 + w] |= scratch_[w];
+    }
+  }
+  for (size_t w = 0; w < ring_pending_.size() && w < bitmap.size(); ++w) {
+    bitmap[w] |= std::exchange(ring_pending_[w], 0);
+  }
+  return {};
+}
+
+VmmResult<void> DirtyLog::harvest_bitmaps(std::span<uint64_t> bitmap) {
   for (const GuestRegion& region : memory_.regions()) {
     const uint64_t pages = region.size / kGuestPageSize;
     const uint64_t words = (pages + 63) / 64;

@@ -56,6 +56,7 @@ class KvmMachine final : public Machine {
 
  private:
   VmmResult<void> setup_vm();
+  VmmResult<void> enable_dirty_ring();
   VmmResult<void> setup_memory();
   VmmResult<void> setup_vcpus();
   VmmResult<void> setup_devices();

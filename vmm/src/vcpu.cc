@@ -115,6 +115,11 @@ bool Vcpu::run_once() {
       return handle_mmio(run);
     case KVM_EXIT_INTR:
       return true;
+    case KVM_EXIT_DIRTY_RING_FULL:
+      if (on_ring_full_ && on_ring_full_()) {
+        return true;
+      }
+      return guest_error("dirty ring full and could not be drained");
     case KVM_EXIT_HLT:
       return guest_error("guest halted with interrupts disabled (HLT exit)");
     case KVM_EXIT_SHUTDOWN:

@@ -28,8 +28,16 @@ class Vcpu {
  public:
   using ExitHandler = std::function<void(uint32_t vcpu_id, const VcpuExit&)>;
 
-  Vcpu(kernel::VcpuFd fd, IoBus& bus, RunControl& control, ExitHandler on_exit)
-      : fd_(std::move(fd)), bus_(bus), control_(control), on_exit_(std::move(on_exit)) {}
+  /// Empties this machine's dirty rings when KVM reports this vCPU's ring full.
+  using RingFullHandler = std::function<bool()>;
+
+  Vcpu(kernel::VcpuFd fd, IoBus& bus, RunControl& control, ExitHandler on_exit,
+       RingFullHandler on_ring_full = {})
+      : fd_(std::move(fd)),
+        bus_(bus),
+        control_(control),
+        on_exit_(std::move(on_exit)),
+        on_ring_full_(std::move(on_ring_full)) {}
   Vcpu(const Vcpu&) = delete;
   Vcpu& operator=(const Vcpu&) = delete;
   ~Vcpu();
@@ -62,6 +70,7 @@ class Vcpu {
   IoBus& bus_;
   RunControl& control_;
   ExitHandler on_exit_;
+  RingFullHandler on_ring_full_;
   std::thread thread_;
   std::atomic<pthread_t> native_{};
   std::atomic<bool> started_{false};

@@ -46,6 +46,7 @@ std::unique_ptr<Subprocess> MigrationRig::start_source(const GuestSpec& spec) {
     argv.push_back("--disk");
     argv.push_back(image);
   }
+  argv.insert(argv.end(), spec.extra.begin(), spec.extra.end());
   auto child = std::make_unique<Subprocess>(argv);
   EXPECT_TRUE(child->wait_for_output("progress", seconds(60))) << child->out() << child->err();
   return child;

@@ -25,6 +25,7 @@ struct GuestSpec {
   std::string cmdline = "wss=32 duration=6 rate=50 fill=full";
   bool disk = true;
   uint64_t disk_bytes = 16 << 20;
+  std::vector<std::string> extra;  // more `ferry run` options
 };
 
 class MigrationRig {

@@ -79,6 +79,9 @@ class VmFd {
   /// bits are set in `bitmap` (bit 0 = page `first`; first and count multiples of 64).
   SysResult<void> clear_dirty_log(uint32_t slot, uint64_t first_page, uint32_t num_pages,
                                   std::span<uint64_t> bitmap);
+  /// KVM_RESET_DIRTY_RINGS: re-protects every page whose ring entry was marked RESET;
+  /// returns how many entries were reset.
+  SysResult<int> reset_dirty_rings();
   /// KVM_CREATE_VCPU; maps its kvm_run page of `mmap_size` bytes.
   SysResult<VcpuFd> create_vcpu(uint32_t id, size_t mmap_size);
   int fd() const { return fd_.get(); }
@@ -124,6 +127,8 @@ class VcpuFd {
   SysResult<void> set_mp_state(const kvm_mp_state& state);
   SysResult<kvm_debugregs> get_debugregs() const;
   SysResult<void> set_debugregs(const kvm_debugregs& regs);
+  /// Maps this vCPU's dirty ring (KVM_CAP_DIRTY_LOG_RING) of `bytes` bytes.
+  SysResult<Mapping> map_dirty_ring(size_t bytes) const;
   /// KVM_GET_TSC_KHZ.
   SysResult<uint32_t> get_tsc_khz() const;
   int fd() const { return fd_.get(); }

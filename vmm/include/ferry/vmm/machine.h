@@ -31,6 +31,7 @@ struct MachineStatus {
   uint64_t unclaimed_io = 0;
   unsigned throttle_percent = 0;
   bool dirty_logging = false;
+  std::string dirty_log_mode;  // "bitmap" or "ring"
 };
 
 /// How a machine ended.

@@ -33,6 +33,9 @@ struct VmConfig {
   int serial_out_fd = 1;
   int serial_in_fd = -1;
   std::string control_path;
+  /// Dirty tracking backend for migrations: 0 = the KVM dirty bitmap (manual protect),
+  /// N = per-vCPU dirty rings of N entries (a power of two, KVM_CAP_DIRTY_LOG_RING).
+  uint32_t dirty_ring_entries = 0;
   /// The KVM device node (tests point it elsewhere to check the error path).
   std::string kvm_path = "/dev/kvm";
   /// CPUID to give the guest. Empty = derived from KVM_GET_SUPPORTED_CPUID; on a
