@@ -87,6 +87,8 @@ TEST_F(VirtioBlockTest, WriteReadFlushGetIdRoundTrip) {
   EXPECT_EQ(s.get_ids, 1u);
   EXPECT_EQ(s.bytes_written, 8192u);
   EXPECT_EQ(s.io_errors, 0u);
+  EXPECT_EQ(s.requests, 5u);
+  EXPECT_EQ(s.popped, s.requests);  // nothing in flight
 }
 
 TEST_F(VirtioBlockTest, ScatteredBuffersAndAnyLayout) {
@@ -430,7 +432,7 @@ TEST_F(VirtioBlockTest, QuiesceWaitsForInFlightRequestsAndHoldsNewOnes) {
   std::memcpy(ram_.host(kDataGpa), pattern(512, 9).data(), 512);
   drv_->publish(head);
   drv_->notify();
-  std::this_thread::sleep_for(std::chrono::milliseconds(40));  // the worker has popped it
+  ASSERT_TRUE(eventually([&] { return dev_->stats().popped == 1; }));  // in flight now
   EXPECT_EQ(drv_->used_idx(), 0);
   dev_->quiesce();
   // quiesce() returned only after the in-flight write completed and was put on the ring.
@@ -477,7 +479,7 @@ namespace {
 
 TEST_F(VirtioBlockTest, NotifyNeverWaitsForTheDisk) {
   BlockFaultInjection faults;
-  faults.latency = std::chrono::milliseconds(200);
+  faults.latency = std::chrono::milliseconds(500);
   dev_->set_fault_injection(faults);
   drv_->publish(drv_->add_request(kVirtioBlkTIn, 0, kDataGpa, 512, true));
   const auto t0 = std::chrono::steady_clock::now();
@@ -486,7 +488,8 @@ TEST_F(VirtioBlockTest, NotifyNeverWaitsForTheDisk) {
   drv_->notify();  // again while the worker is inside the slow batch
   (void)drv_->read32(virtio_mmio_reg::kInterruptStatus);
   const auto vcpu_time = std::chrono::steady_clock::now() - t0;
-  EXPECT_LT(vcpu_time, std::chrono::milliseconds(50));
+  // Generous bound for a loaded host; a notify that waited for the disk takes >= 500 ms.
+  EXPECT_LT(vcpu_time, std::chrono::milliseconds(250));
   ASSERT_TRUE(drv_->wait_used().has_value());
   ASSERT_TRUE(drv_->wait_used().has_value());
 }

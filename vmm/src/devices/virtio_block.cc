@@ -77,7 +77,7 @@ migration::VmPortError port_error(const VmmError& e) { return {e.message()}; }
 }  // namespace
 
 struct VirtioBlock::Counters {
-  std::atomic<uint64_t> requests{0}, reads{0}, writes{0}, flushes{0}, get_ids{0};
+  std::atomic<uint64_t> popped{0}, requests{0}, reads{0}, writes{0}, flushes{0}, get_ids{0};
   std::atomic<uint64_t> bytes_read{0}, bytes_written{0}, io_errors{0}, unsupported{0};
   std::atomic<uint64_t> bad_chains{0}, queue_errors{0};
 };
@@ -260,6 +260,7 @@ VirtioBlockState VirtioBlock::save() const {
 VirtioBlockStats VirtioBlock::stats() const {
   const Counters& c = *counters_;
   VirtioBlockStats s;
+  s.popped = c.popped.load();
   s.requests = c.requests.load();
   s.reads = c.reads.load();
   s.writes = c.writes.load();
@@ -330,6 +331,7 @@ bool VirtioBlock::pop_batch(std::vector<Request>& batch) {
     if (!*popped) {
       return true;
     }
+    counters_->popped.fetch_add(1);
     PoppedChain& chain = **popped;
     if (!chain.chain) {
       // A malformed chain fails alone; without a trustworthy status byte the device

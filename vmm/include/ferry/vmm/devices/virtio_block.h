@@ -55,6 +55,7 @@ struct BlockConfig {
 
 /// Counters for the control socket and tests. Monotonic; never reset by the guest.
 struct VirtioBlockStats {
+  uint64_t popped = 0;    // chains taken off the avail ring (popped - requests = in flight)
   uint64_t requests = 0;  // chains completed (good or bad)
   uint64_t reads = 0;
   uint64_t writes = 0;
