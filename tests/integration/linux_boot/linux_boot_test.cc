@@ -2,9 +2,8 @@
 // dpkg-deb, cached in $FERRY_LINUX_CACHE or <build>/linux-cache). The loader checks run
 // in seconds; the boot under `ferry run` (PVH, busybox initramfs, one shell command) takes
 // minutes at this host's emulator pace and is gated behind FERRY_LINUX_BOOT=1.
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -43,10 +42,10 @@ std::string prepare_files() {
   for (const char* script : {"fetch-kernel.sh", "make-initramfs.sh"}) {
     auto result = run_command({source_dir() + "/tests/linux/" + script, cache_dir()}, 300s);
     if (!result.exit_code || *result.exit_code != 0) {
-      return fmt::format("tests/linux/{} {} failed ({}): {}{}", script, cache_dir(),
-                         result.exit_code ? fmt::format("exit {}", *result.exit_code)
-                                          : std::string("timed out"),
-                         result.out, result.err);
+      return fmt::format(
+          "tests/linux/{} {} failed ({}): {}{}", script, cache_dir(),
+          result.exit_code ? fmt::format("exit {}", *result.exit_code) : std::string("timed out"),
+          result.out, result.err);
     }
   }
   return {};
@@ -120,8 +119,7 @@ TEST_F(DebianKernel, BootsToAShellCommandThroughPvh) {
   const auto timeout = std::chrono::seconds(std::stoi(env_or("FERRY_LINUX_BOOT_TIMEOUT", "1200")));
   auto result = run_command(
       {testing::ferry_binary(), "run", "--kernel", path("vmlinux"), "--initrd",
-       path("initramfs.cpio"), "--mem", "512M", "--cpus", "1", "--cmdline",
-       kLinuxCmdline},
+       path("initramfs.cpio"), "--mem", "512M", "--cpus", "1", "--cmdline", kLinuxCmdline},
       timeout);
   const std::string& out = result.out;
   std::cout << "[ INFO     ] last console lines:\n"

@@ -1,7 +1,8 @@
 // Page tables, GDT, sregs and the e820 map the boot paths hand to guests.
+#include "ferry/vmm/boot/cpu_setup.h"
+
 #include <gtest/gtest.h>
 
-#include "ferry/vmm/boot/cpu_setup.h"
 #include "ferry/vmm/boot/e820.h"
 #include "ferry/vmm/boot/layout.h"
 #include "test_images.h"

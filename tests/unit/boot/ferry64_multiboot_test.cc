@@ -29,8 +29,8 @@ void expect_load_error(const VmmResult<BootPlan>& plan, const std::string& needl
 
 void expect_multiboot_info(const TestRam& ram, uint64_t info_addr, bool with_module) {
   const auto info = ram.at<MultibootInfo>(info_addr);
-  uint32_t flags = kMultibootInfoMemory | kMultibootInfoCmdline | kMultibootInfoMmap |
-                   kMultibootInfoLoaderName;
+  uint32_t flags =
+      kMultibootInfoMemory | kMultibootInfoCmdline | kMultibootInfoMmap | kMultibootInfoLoaderName;
   if (with_module) {
     flags |= kMultibootInfoMods;
   }
@@ -180,7 +180,7 @@ TEST(Multiboot, AoutKludgeEntersInProtectedModeBspOnly) {
   auto plan = load(ram, kernel, {}, "console=ttyS0", 2);
   ASSERT_TRUE(plan) << plan.error().message();
   EXPECT_EQ(std::memcmp(ram.ptr(0x200000), kernel.data(), kernel.size()), 0);
-  EXPECT_EQ(*ram.ptr(0x200000 + kernel.size()), 0);             // bss
+  EXPECT_EQ(*ram.ptr(0x200000 + kernel.size()), 0);  // bss
   EXPECT_EQ(*ram.ptr(0x200000 + kernel.size() + 0xfff), 0);
   EXPECT_EQ(*ram.ptr(0x200000 + kernel.size() + 0x1000), 0xaa);
   EXPECT_EQ(plan->ap_start, ApStart::WaitForSipi);

@@ -145,8 +145,8 @@ TEST(Pvh, MalformedElf) {
   truncated.resize(40);
   expect_error(load(ram, truncated, {}, "", pvh), VmmErrc::LoadKernel, "truncated");
 
-  const Bytes no_note = test::make_elf(
-      true, 0x1000000, {{PT_LOAD, 0x1000000, 0x1000000, Bytes(0x100, 1), 0x100}});
+  const Bytes no_note =
+      test::make_elf(true, 0x1000000, {{PT_LOAD, 0x1000000, 0x1000000, Bytes(0x100, 1), 0x100}});
   expect_error(load(ram, no_note, {}, "", pvh), VmmErrc::LoadKernel, "no XEN_ELFNOTE");
   expect_error(load(ram, no_note), VmmErrc::LoadKernel, "neither a PVH entry note");
 }
@@ -265,8 +265,7 @@ TEST(BzImage, MalformedHeaders) {
     TestRam ram(kRam);
     Bytes kernel = test::bzimage();
     c.mutate(kernel);
-    expect_error(load(ram, kernel, {}, "", KernelFormat::BzImage), VmmErrc::LoadKernel,
-                 c.needle);
+    expect_error(load(ram, kernel, {}, "", KernelFormat::BzImage), VmmErrc::LoadKernel, c.needle);
   }
   TestRam ram(kRam);
   Bytes tiny = test::bzimage();
@@ -278,8 +277,7 @@ TEST(BzImage, CmdlineLongerThanKernelAllows) {
   TestRam ram(kRam);
   Bytes kernel = test::bzimage();
   put<uint32_t>(kernel, zp::kCmdlineSize, 10);
-  expect_error(load(ram, kernel, {}, "console=ttyS0 quiet"), VmmErrc::BadConfig,
-               "cmdline_size 10");
+  expect_error(load(ram, kernel, {}, "console=ttyS0 quiet"), VmmErrc::BadConfig, "cmdline_size 10");
 }
 
 }  // namespace

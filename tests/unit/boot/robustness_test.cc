@@ -116,8 +116,10 @@ struct GuardedRam {
 
 TEST(Loader, MutatedKernelsFailCleanly) {
   const std::vector<std::pair<const char*, Bytes>> seeds{
-      {"ferry64", test::ferry64_image()},   {"multiboot-aout", test::multiboot_aout()},
-      {"pvh", test::pvh_vmlinux()},         {"bzimage", test::bzimage()},
+      {"ferry64", test::ferry64_image()},
+      {"multiboot-aout", test::multiboot_aout()},
+      {"pvh", test::pvh_vmlinux()},
+      {"bzimage", test::bzimage()},
   };
   std::mt19937_64 rng(12345);
   // 32 MiB is enough for every seed (bzImage loads at 16 MiB) and keeps each load cheap.

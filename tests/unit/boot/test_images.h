@@ -74,11 +74,11 @@ inline Bytes multiboot_aout(uint32_t flags = (1u << 16) | 3u, size_t size = 0x20
   put<uint32_t>(b, 0x40, kMultibootHeaderMagic);
   put<uint32_t>(b, 0x44, flags);
   put<uint32_t>(b, 0x48, static_cast<uint32_t>(-(kMultibootHeaderMagic + flags)));
-  put<uint32_t>(b, 0x4c, load + 0x40);          // header_addr
-  put<uint32_t>(b, 0x50, load);                 // load_addr
-  put<uint32_t>(b, 0x54, 0);                    // load_end_addr: whole file
-  put<uint32_t>(b, 0x58, load + size + 0x1000); // bss_end_addr
-  put<uint32_t>(b, 0x5c, load + 0x80);          // entry_addr
+  put<uint32_t>(b, 0x4c, load + 0x40);           // header_addr
+  put<uint32_t>(b, 0x50, load);                  // load_addr
+  put<uint32_t>(b, 0x54, 0);                     // load_end_addr: whole file
+  put<uint32_t>(b, 0x58, load + size + 0x1000);  // bss_end_addr
+  put<uint32_t>(b, 0x5c, load + 0x80);           // entry_addr
   return b;
 }
 

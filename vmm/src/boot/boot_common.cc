@@ -20,9 +20,10 @@ VmmResult<void> load_segment(GuestMemory& mem, uint64_t gpa, std::span<const uin
                              mem_size));
   }
   if (gpa < kKernelMinAddr) {
-    return fail(kernel_error("{}: load address {:#x} is below {:#x}, where the VMM keeps its "
-                             "boot structures",
-                             what, gpa, kKernelMinAddr));
+    return fail(
+        kernel_error("{}: load address {:#x} is below {:#x}, where the VMM keeps its "
+                     "boot structures",
+                     what, gpa, kKernelMinAddr));
   }
   if (!mem.contains(gpa, mem_size)) {
     return fail(kernel_error("{}: [{:#x}, +{:#x}) is not inside guest RAM ({} MiB)", what, gpa,
@@ -77,8 +78,8 @@ VmmResult<void> load_module_after(const LoadInput& in, BootPlan& plan, uint64_t 
 
 VmmResult<uint64_t> write_multiboot_info(GuestMemory& mem, const BootPlan& plan) {
   MultibootInfo info{};
-  info.flags = kMultibootInfoMemory | kMultibootInfoCmdline | kMultibootInfoMmap |
-               kMultibootInfoLoaderName;
+  info.flags =
+      kMultibootInfoMemory | kMultibootInfoCmdline | kMultibootInfoMmap | kMultibootInfoLoaderName;
   std::vector<MultibootMmapEntry> mmap;
   for (const E820Entry& e : plan.e820) {
     if (e.type == kE820Ram && e.addr == 0) {

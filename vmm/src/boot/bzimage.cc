@@ -17,8 +17,8 @@ constexpr uint64_t kSetupSectorBytes = 512;
 constexpr uint64_t kMaxSetupHeaderEnd = 0x290;  // sizeof(boot_params.hdr) ends below here
 
 struct BzHeader {
-  uint64_t header_end = 0;   // 0x202 + byte at 0x201
-  uint64_t pm_offset = 0;    // file offset of the protected-mode kernel
+  uint64_t header_end = 0;  // 0x202 + byte at 0x201
+  uint64_t pm_offset = 0;   // file offset of the protected-mode kernel
   uint16_t version = 0;
   uint32_t initrd_addr_max = 0;
   uint32_t kernel_alignment = 0;
@@ -35,8 +35,8 @@ T field(std::span<const uint8_t> file, uint64_t offset) {
 
 VmmResult<BzHeader> parse_header(std::span<const uint8_t> file) {
   if (file.size() < zp::kHeaderEndByte + 1) {
-    return fail(kernel_error("bzImage: file of {} bytes is too short for a setup header",
-                             file.size()));
+    return fail(
+        kernel_error("bzImage: file of {} bytes is too short for a setup header", file.size()));
   }
   BzHeader h;
   h.header_end = 0x202 + uint64_t{file[zp::kHeaderEndByte]};
@@ -54,8 +54,8 @@ VmmResult<BzHeader> parse_header(std::span<const uint8_t> file) {
   }
   h.version = field<uint16_t>(file, zp::kVersion);
   if (h.version < zp::kMinVersion) {
-    return fail(kernel_error("bzImage: boot protocol {}.{:02} is older than 2.12",
-                             h.version >> 8, h.version & 0xff));
+    return fail(kernel_error("bzImage: boot protocol {}.{:02} is older than 2.12", h.version >> 8,
+                             h.version & 0xff));
   }
   if ((field<uint16_t>(file, zp::kXloadflags) & zp::kXlfKernel64) == 0) {
     return fail(kernel_error("bzImage: kernel has no 64-bit entry (XLF_KERNEL_64 clear)"));
@@ -66,9 +66,10 @@ VmmResult<BzHeader> parse_header(std::span<const uint8_t> file) {
   uint64_t setup_sects = field<uint8_t>(file, zp::kSetupSects);
   h.pm_offset = ((setup_sects == 0 ? 4 : setup_sects) + 1) * kSetupSectorBytes;
   if (h.pm_offset >= file.size()) {
-    return fail(kernel_error("bzImage: protected-mode code at {:#x} is past the end of the "
-                             "file ({} bytes)",
-                             h.pm_offset, file.size()));
+    return fail(
+        kernel_error("bzImage: protected-mode code at {:#x} is past the end of the "
+                     "file ({} bytes)",
+                     h.pm_offset, file.size()));
   }
   h.initrd_addr_max = field<uint32_t>(file, zp::kInitrdAddrMax);
   h.kernel_alignment = field<uint32_t>(file, zp::kKernelAlignment);
@@ -85,9 +86,10 @@ VmmResult<uint64_t> load_address(const BzHeader& h) {
   uint64_t addr = h.pref_address != 0 ? h.pref_address : kKernelMinAddr;
   if (h.relocatable && h.kernel_alignment != 0 &&
       (h.kernel_alignment & (h.kernel_alignment - 1)) == 0 && addr % h.kernel_alignment != 0) {
-    return fail(kernel_error("bzImage: pref_address {:#x} is not aligned to kernel_alignment "
-                             "{:#x}",
-                             addr, h.kernel_alignment));
+    return fail(
+        kernel_error("bzImage: pref_address {:#x} is not aligned to kernel_alignment "
+                     "{:#x}",
+                     addr, h.kernel_alignment));
   }
   return addr;
 }
@@ -111,8 +113,7 @@ VmmResult<void> write_zero_page(const LoadInput& in, const BootPlan& plan, const
   put(zp::kExtRamdiskSize, static_cast<uint32_t>(plan.initrd_size >> 32));
   if (plan.e820.size() > zp::kE820MaxEntries) {
     return fail(vmm_error(VmmErrc::BadConfig, fmt::format("e820 map of {} entries exceeds {}",
-                                                          plan.e820.size(),
-                                                          zp::kE820MaxEntries)));
+                                                          plan.e820.size(), zp::kE820MaxEntries)));
   }
   put(zp::kE820Entries, static_cast<uint8_t>(plan.e820.size()));
   for (size_t i = 0; i < plan.e820.size(); ++i) {
@@ -133,12 +134,12 @@ VmmResult<void> load_initrd(const LoadInput& in, BootPlan& plan, const BzHeader&
   const uint64_t max_end = std::min<uint64_t>(uint64_t{h.initrd_addr_max} + 1, kMmioHoleStart);
   auto addr = place_high(in.mem, plan.kernel_end, max_end, in.initrd.size());
   if (!addr) {
-    return fail(vmm_error(
-        VmmErrc::LoadInitrd,
-        fmt::format("initrd of {} bytes does not fit between the kernel end {:#x} and "
-                    "min(initrd_addr_max + 1 = {:#x}, top of low RAM {:#x})",
-                    in.initrd.size(), plan.kernel_end, uint64_t{h.initrd_addr_max} + 1,
-                    ram_end_from(in.mem, kKernelMinAddr))));
+    return fail(
+        vmm_error(VmmErrc::LoadInitrd,
+                  fmt::format("initrd of {} bytes does not fit between the kernel end {:#x} and "
+                              "min(initrd_addr_max + 1 = {:#x}, top of low RAM {:#x})",
+                              in.initrd.size(), plan.kernel_end, uint64_t{h.initrd_addr_max} + 1,
+                              ram_end_from(in.mem, kKernelMinAddr))));
   }
   in.mem.write(*addr, in.initrd);
   plan.initrd_addr = *addr;
@@ -159,10 +160,10 @@ VmmResult<void> load_bzimage(const LoadInput& in, BootPlan& plan) {
     return fail(h.error());
   }
   if (h->cmdline_size != 0 && in.cmdline.size() > h->cmdline_size) {
-    return fail(vmm_error(VmmErrc::BadConfig,
-                          fmt::format("command line of {} bytes exceeds the kernel's "
-                                      "cmdline_size {}",
-                                      in.cmdline.size(), h->cmdline_size)));
+    return fail(
+        vmm_error(VmmErrc::BadConfig, fmt::format("command line of {} bytes exceeds the kernel's "
+                                                  "cmdline_size {}",
+                                                  in.cmdline.size(), h->cmdline_size)));
   }
   auto addr = load_address(*h);
   if (!addr) {
@@ -193,9 +194,9 @@ VmmResult<void> load_bzimage(const LoadInput& in, BootPlan& plan) {
       "bzImage protocol {}.{:02}: kernel at {:#x} (init_size {:#x}) entry {:#x} (64-bit), "
       "zero page at {:#x}{}",
       h->version >> 8, h->version & 0xff, *addr, h->init_size, plan.entry, kZeroPageAddr,
-      plan.initrd_size ? fmt::format(", initrd {} bytes at {:#x}", plan.initrd_size,
-                                     plan.initrd_addr)
-                       : std::string());
+      plan.initrd_size
+          ? fmt::format(", initrd {} bytes at {:#x}", plan.initrd_size, plan.initrd_addr)
+          : std::string());
   return {};
 }
 

@@ -80,9 +80,9 @@ VmmResult<CpuTables> write_cpu_tables(GuestMemory& mem) {
     }
   }
   if (!mem.write_obj(kPml4Addr, pml4) || !mem.write_obj(kPdptAddr, pdpt)) {
-    return fail(vmm_error(VmmErrc::SetupRegisters,
-                          fmt::format("guest RAM does not cover the page tables at {:#x}",
-                                      kPml4Addr)));
+    return fail(
+        vmm_error(VmmErrc::SetupRegisters,
+                  fmt::format("guest RAM does not cover the page tables at {:#x}", kPml4Addr)));
   }
   CpuTables tables;
   tables.pml4 = kPml4Addr;

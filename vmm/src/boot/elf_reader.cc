@@ -33,17 +33,19 @@ VmmResult<ElfImage> parse_class(std::span<const uint8_t> file, std::string_view 
     const uint64_t at = uint64_t{ehdr->e_phoff} + uint64_t{i} * sizeof(Phdr);
     auto phdr = read_at<Phdr>(file, at);
     if (!phdr) {
-      return fail(kernel_error("{}: program header {} at {:#x} lies past the end of the file "
-                               "({} bytes)",
-                               what, i, at, file.size()));
+      return fail(
+          kernel_error("{}: program header {} at {:#x} lies past the end of the file "
+                       "({} bytes)",
+                       what, i, at, file.size()));
     }
-    ElfSegment seg{phdr->p_type, phdr->p_offset, phdr->p_vaddr,
+    ElfSegment seg{phdr->p_type,  phdr->p_offset, phdr->p_vaddr,
                    phdr->p_paddr, phdr->p_filesz, phdr->p_memsz};
     if (seg.type == kPtLoad || seg.type == kPtNote) {
       if (!fits(seg.offset, seg.filesz, file.size())) {
-        return fail(kernel_error("{}: segment {} file range [{:#x}, +{:#x}) lies outside the "
-                                 "file ({} bytes)",
-                                 what, i, seg.offset, seg.filesz, file.size()));
+        return fail(
+            kernel_error("{}: segment {} file range [{:#x}, +{:#x}) lies outside the "
+                         "file ({} bytes)",
+                         what, i, seg.offset, seg.filesz, file.size()));
       }
     }
     if (seg.type == kPtLoad) {
@@ -52,8 +54,8 @@ VmmResult<ElfImage> parse_class(std::span<const uint8_t> file, std::string_view 
                                  seg.filesz, seg.memsz));
       }
       if (seg.paddr > UINT64_MAX - seg.memsz) {
-        return fail(kernel_error("{}: segment {} [{:#x}, +{:#x}) wraps around", what, i,
-                                 seg.paddr, seg.memsz));
+        return fail(kernel_error("{}: segment {} [{:#x}, +{:#x}) wraps around", what, i, seg.paddr,
+                                 seg.memsz));
       }
     }
     image.segments.push_back(seg);
@@ -66,8 +68,8 @@ constexpr uint64_t align4(uint64_t v) { return (v + 3) & ~uint64_t{3}; }
 }  // namespace
 
 VmmResult<ElfImage> parse_elf(std::span<const uint8_t> file, std::string_view what) {
-  if (file.size() < EI_NIDENT || file[0] != ELFMAG0 || file[1] != ELFMAG1 ||
-      file[2] != ELFMAG2 || file[3] != ELFMAG3) {
+  if (file.size() < EI_NIDENT || file[0] != ELFMAG0 || file[1] != ELFMAG1 || file[2] != ELFMAG2 ||
+      file[3] != ELFMAG3) {
     return fail(kernel_error("{}: not an ELF file", what));
   }
   if (file[EI_DATA] != ELFDATA2LSB) {
@@ -98,11 +100,11 @@ VmmResult<void> for_each_note(std::span<const uint8_t> file, const ElfImage& ima
       const uint32_t type = *read_at<uint32_t>(notes, pos + 8);
       const uint64_t name_at = pos + 12;
       const uint64_t desc_at = name_at + align4(namesz);
-      if (!fits(name_at, align4(namesz), notes.size()) ||
-          !fits(desc_at, descsz, notes.size())) {
-        return fail(kernel_error("{}: note at {:#x} (namesz {}, descsz {}) runs past its "
-                                 "segment ({:#x} bytes)",
-                                 what, seg.offset + pos, namesz, descsz, notes.size()));
+      if (!fits(name_at, align4(namesz), notes.size()) || !fits(desc_at, descsz, notes.size())) {
+        return fail(
+            kernel_error("{}: note at {:#x} (namesz {}, descsz {}) runs past its "
+                         "segment ({:#x} bytes)",
+                         what, seg.offset + pos, namesz, descsz, notes.size()));
       }
       std::string_view name(reinterpret_cast<const char*>(notes.data() + name_at),  // SAFETY:
                             namesz);  // byte view of checked range

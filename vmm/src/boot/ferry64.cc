@@ -25,8 +25,8 @@ namespace {
 VmmResult<Ferry64Header> validated_header(std::span<const uint8_t> kernel) {
   auto off = find_ferry64_header(kernel);
   if (!off) {
-    return fail(kernel_error("ferry64: no FERRY64 header in the first {} bytes",
-                             kFerry64SearchBytes));
+    return fail(
+        kernel_error("ferry64: no FERRY64 header in the first {} bytes", kFerry64SearchBytes));
   }
   auto header = read_at<Ferry64Header>(kernel, *off);
   if (!header) {
@@ -39,9 +39,10 @@ VmmResult<Ferry64Header> validated_header(std::span<const uint8_t> kernel) {
                              h.load_end_addr, h.load_addr));
   }
   if (h.load_end_addr - h.load_addr > kernel.size()) {
-    return fail(kernel_error("ferry64: image of {:#x} bytes (load_end_addr - load_addr) is "
-                             "longer than the file ({:#x} bytes)",
-                             h.load_end_addr - h.load_addr, kernel.size()));
+    return fail(
+        kernel_error("ferry64: image of {:#x} bytes (load_end_addr - load_addr) is "
+                     "longer than the file ({:#x} bytes)",
+                     h.load_end_addr - h.load_addr, kernel.size()));
   }
   if (*off + sizeof(Ferry64Header) > h.load_end_addr - h.load_addr) {
     return fail(kernel_error("ferry64: header at {:#x} lies outside the loaded image", *off));
@@ -67,8 +68,8 @@ VmmResult<void> load_ferry64(const LoadInput& in, BootPlan& plan) {
   const Ferry64Header& h = *header;
   const uint64_t image = h.load_end_addr - h.load_addr;
   const uint64_t end = h.bss_end_addr == 0 ? h.load_end_addr : h.bss_end_addr;
-  auto loaded = load_segment(in.mem, h.load_addr, in.kernel.first(image), end - h.load_addr,
-                             "ferry64 image");
+  auto loaded =
+      load_segment(in.mem, h.load_addr, in.kernel.first(image), end - h.load_addr, "ferry64 image");
   if (!loaded) {
     return loaded;
   }
@@ -88,8 +89,8 @@ VmmResult<void> load_ferry64(const LoadInput& in, BootPlan& plan) {
     VcpuBootState state = entry_state(h.entry64, stack_top(cpu), CpuMode::Long64);
     state.regs.rax = kMultibootBootloaderMagic;
     state.regs.rbx = *info;
-    state.regs.rdi = cpu;               // vCPU index (0 = BSP)
-    state.regs.rsi = in.options.cpus;   // number of vCPUs
+    state.regs.rdi = cpu;              // vCPU index (0 = BSP)
+    state.regs.rsi = in.options.cpus;  // number of vCPUs
     plan.vcpus.push_back(state);
   }
   plan.description = fmt::format(

@@ -10,7 +10,7 @@ namespace {
 using detail::LoadInput;
 
 constexpr std::pair<KernelFormat, const char*> kNames[] = {
-    {KernelFormat::Auto, "auto"},       {KernelFormat::Ferry64, "ferry64"},
+    {KernelFormat::Auto, "auto"},           {KernelFormat::Ferry64, "ferry64"},
     {KernelFormat::Multiboot, "multiboot"}, {KernelFormat::Pvh, "pvh"},
     {KernelFormat::BzImage, "bzimage"},
 };

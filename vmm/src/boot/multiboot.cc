@@ -29,18 +29,20 @@ struct Loaded {
 
 VmmResult<Loaded> load_aout(const LoadInput& in, const MultibootHeader& h, uint64_t hdr_off) {
   if (h.header_addr < h.load_addr || h.header_addr - h.load_addr > hdr_off) {
-    return fail(kernel_error("multiboot: header_addr {:#x} / load_addr {:#x} put the image "
-                             "start before the file start (header at file offset {:#x})",
-                             h.header_addr, h.load_addr, hdr_off));
+    return fail(
+        kernel_error("multiboot: header_addr {:#x} / load_addr {:#x} put the image "
+                     "start before the file start (header at file offset {:#x})",
+                     h.header_addr, h.load_addr, hdr_off));
   }
   const uint64_t file_start = hdr_off - (h.header_addr - h.load_addr);
   const uint64_t available = in.kernel.size() - file_start;
   uint64_t image = available;
   if (h.load_end_addr != 0) {
     if (h.load_end_addr < h.load_addr || h.load_end_addr - h.load_addr > available) {
-      return fail(kernel_error("multiboot: load_end_addr {:#x} is below load_addr {:#x} or "
-                               "past the end of the file ({} bytes from offset {:#x})",
-                               h.load_end_addr, h.load_addr, available, file_start));
+      return fail(
+          kernel_error("multiboot: load_end_addr {:#x} is below load_addr {:#x} or "
+                       "past the end of the file ({} bytes from offset {:#x})",
+                       h.load_end_addr, h.load_addr, available, file_start));
     }
     image = h.load_end_addr - h.load_addr;
   }
@@ -83,9 +85,10 @@ VmmResult<Loaded> load_elf(const LoadInput& in) {
     }
   }
   if (entry < range->start || entry >= range->end || entry > UINT32_MAX) {
-    return fail(kernel_error("multiboot: ELF entry {:#x} is outside the loaded image [{:#x}, "
-                             "{:#x})",
-                             image->entry, range->start, range->end));
+    return fail(
+        kernel_error("multiboot: ELF entry {:#x} is outside the loaded image [{:#x}, "
+                     "{:#x})",
+                     image->entry, range->start, range->end));
   }
   return Loaded{range->start, range->end, entry};
 }
@@ -156,10 +159,10 @@ VmmResult<void> load_multiboot(const LoadInput& in, BootPlan& plan) {
   bsp.regs.rax = kMultibootBootloaderMagic;
   bsp.regs.rbx = *info;
   plan.vcpus.push_back(bsp);
-  plan.description = fmt::format(
-      "multiboot {} kernel [{:#x}, {:#x}) entry {:#x} (32-bit), info at {:#x}",
-      (h.flags & kFlagAoutKludge) != 0 ? "a.out-kludge" : "ELF", loaded->start, loaded->end,
-      loaded->entry, *info);
+  plan.description =
+      fmt::format("multiboot {} kernel [{:#x}, {:#x}) entry {:#x} (32-bit), info at {:#x}",
+                  (h.flags & kFlagAoutKludge) != 0 ? "a.out-kludge" : "ELF", loaded->start,
+                  loaded->end, loaded->entry, *info);
   return {};
 }
 

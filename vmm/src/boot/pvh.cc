@@ -17,8 +17,7 @@ constexpr uint32_t kXenElfnotePhys32Entry = 18;
 
 /// The entry from the note: its descriptor is 4 or 8 bytes (Linux emits a pointer-sized
 /// value), and it must be a 32-bit address.
-VmmResult<std::optional<uint64_t>> pvh_entry(std::span<const uint8_t> file,
-                                             const ElfImage& image) {
+VmmResult<std::optional<uint64_t>> pvh_entry(std::span<const uint8_t> file, const ElfImage& image) {
   std::optional<uint64_t> entry;
   std::optional<VmmError> bad;
   auto walked = for_each_note(file, image, "pvh", [&](const ElfNote& note) {
@@ -66,7 +65,7 @@ VmmResult<uint64_t> write_start_info(GuestMemory& mem, const BootPlan& plan) {
   }
   ok = ok &&
        mem.write(kBootMemmapAddr, {reinterpret_cast<const uint8_t*>(memmap.data()),  // SAFETY:
-                                   memmap.size() * sizeof(HvmMemmapEntry)}) &&     // POD view
+                                   memmap.size() * sizeof(HvmMemmapEntry)}) &&       // POD view
        mem.write_obj(kBootInfoAddr, info);
   if (!ok) {
     return fail(vmm_error(VmmErrc::BadConfig, "guest RAM does not cover the boot info page"));
@@ -116,11 +115,11 @@ VmmResult<void> load_pvh(const LoadInput& in, BootPlan& plan) {
   if (!in.initrd.empty()) {
     auto addr = place_high(in.mem, range->end, kMmioHoleStart, in.initrd.size());
     if (!addr) {
-      return fail(vmm_error(VmmErrc::LoadInitrd,
-                            fmt::format("initrd of {} bytes does not fit in guest RAM between "
-                                        "the kernel end {:#x} and the top of low memory {:#x}",
-                                        in.initrd.size(), range->end,
-                                        ram_end_from(in.mem, kKernelMinAddr))));
+      return fail(vmm_error(
+          VmmErrc::LoadInitrd,
+          fmt::format("initrd of {} bytes does not fit in guest RAM between "
+                      "the kernel end {:#x} and the top of low memory {:#x}",
+                      in.initrd.size(), range->end, ram_end_from(in.mem, kKernelMinAddr))));
     }
     in.mem.write(*addr, in.initrd);
     plan.initrd_addr = *addr;
@@ -135,12 +134,12 @@ VmmResult<void> load_pvh(const LoadInput& in, BootPlan& plan) {
   VcpuBootState bsp = entry_state(rip, stack_top(0), CpuMode::Protected32);
   bsp.regs.rbx = *info;
   plan.vcpus.push_back(bsp);
-  plan.description =
-      fmt::format("pvh {} kernel [{:#x}, {:#x}) entry {:#x} (32-bit), start info at {:#x}{}",
-                  image->is64 ? "ELF64" : "ELF32", range->start, range->end, rip, *info,
-                  plan.initrd_size ? fmt::format(", initrd {} bytes at {:#x}", plan.initrd_size,
-                                                 plan.initrd_addr)
-                                   : std::string());
+  plan.description = fmt::format(
+      "pvh {} kernel [{:#x}, {:#x}) entry {:#x} (32-bit), start info at {:#x}{}",
+      image->is64 ? "ELF64" : "ELF32", range->start, range->end, rip, *info,
+      plan.initrd_size
+          ? fmt::format(", initrd {} bytes at {:#x}", plan.initrd_size, plan.initrd_addr)
+          : std::string());
   return {};
 }
 

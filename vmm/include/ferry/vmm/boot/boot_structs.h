@@ -56,7 +56,7 @@ inline constexpr uint32_t kE820MaxEntries = 128;
 
 inline constexpr uint16_t kBootFlagValue = 0xaa55;
 inline constexpr uint32_t kHeaderMagicValue = 0x53726448;  // "HdrS"
-inline constexpr uint16_t kMinVersion = 0x020c;           // 2.12: xloadflags
+inline constexpr uint16_t kMinVersion = 0x020c;            // 2.12: xloadflags
 inline constexpr uint16_t kXlfKernel64 = 1 << 0;
 inline constexpr uint8_t kLoadedHigh = 1 << 0;
 inline constexpr uint8_t kTypeOfLoaderUndefined = 0xff;

@@ -4,10 +4,9 @@
 // 9.8 "Initializing IA-32e mode"; multiboot and PVH entry contracts).
 #pragma once
 
-#include "ferry/kernel-interfaces/linux_kvm.h"
-
 #include <cstdint>
 
+#include "ferry/kernel-interfaces/linux_kvm.h"
 #include "ferry/vmm/guest_memory.h"
 #include "ferry/vmm/vmm_error.h"
 

@@ -49,7 +49,9 @@ inline constexpr uint64_t kMaxIdentityMapped = uint64_t{kMaxPageDirectories} << 
 inline constexpr uint64_t kStacksAddr = 0x70000;
 inline constexpr uint64_t kStackSize = 0x1000;
 inline constexpr uint32_t kMaxBootCpus = 32;
-constexpr uint64_t stack_top(uint32_t vcpu) { return kStacksAddr + (uint64_t{vcpu} + 1) * kStackSize; }
+constexpr uint64_t stack_top(uint32_t vcpu) {
+  return kStacksAddr + (uint64_t{vcpu} + 1) * kStackSize;
+}
 
 /// Top of conventional memory (start of the EBDA); [kEbdaStart, 1 MiB) is reported
 /// reserved in every memory map.

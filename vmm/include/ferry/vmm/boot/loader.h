@@ -4,8 +4,6 @@
 // Pure over GuestMemory + file bytes (no KVM calls), so every path is unit-tested.
 #pragma once
 
-#include "ferry/kernel-interfaces/linux_kvm.h"
-
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -13,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ferry/kernel-interfaces/linux_kvm.h"
 #include "ferry/vmm/boot/cpu_setup.h"
 #include "ferry/vmm/boot/e820.h"
 #include "ferry/vmm/guest_memory.h"
@@ -55,15 +54,15 @@ struct BootPlan {
   KernelFormat format = KernelFormat::Auto;
   std::vector<VcpuBootState> vcpus;  // [0] = BSP; all vCPUs if ap_start == AtEntry
   ApStart ap_start = ApStart::WaitForSipi;
-  CpuTables tables;                  // page tables (CR3), GDT and IDT the sregs point at
-  uint64_t entry = 0;                // guest-physical entry point
-  uint64_t kernel_start = 0;         // lowest and highest+1 address the kernel occupies
-  uint64_t kernel_end = 0;           // (including bss / init_size)
-  uint64_t initrd_addr = 0;          // 0 if no initrd
+  CpuTables tables;           // page tables (CR3), GDT and IDT the sregs point at
+  uint64_t entry = 0;         // guest-physical entry point
+  uint64_t kernel_start = 0;  // lowest and highest+1 address the kernel occupies
+  uint64_t kernel_end = 0;    // (including bss / init_size)
+  uint64_t initrd_addr = 0;   // 0 if no initrd
   uint64_t initrd_size = 0;
-  uint64_t boot_info_addr = 0;       // multiboot info, hvm_start_info or zero page
-  std::vector<E820Entry> e820;       // the map handed to the guest
-  std::string description;           // one line for logs
+  uint64_t boot_info_addr = 0;  // multiboot info, hvm_start_info or zero page
+  std::vector<E820Entry> e820;  // the map handed to the guest
+  std::string description;      // one line for logs
 };
 
 /// Loads `kernel` (and `initrd`, possibly empty) into `mem` and prepares the boot.
