@@ -4,6 +4,7 @@
 // subcommand to the synthetic CPU-frequency data set (reported apart from real data).
 #include <fmt/format.h>
 
+#include <charconv>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -207,8 +208,13 @@ int run_rank(const ModelOptions& o, const EvacuationCosts& costs) {
   }
   int32_t day = data->last_day;
   if (!o.day.empty()) {
-    auto d = data->schema.kind == DeviceKind::Disk ? parse_iso_date(o.day)
-                                                   : std::optional<int32_t>(std::stoi(o.day));
+    std::optional<int32_t> d;
+    if (data->schema.kind == DeviceKind::Disk) {
+      d = parse_iso_date(o.day);
+    } else if (int32_t step = 0; std::from_chars(o.day.data(), o.day.data() + o.day.size(), step).ec ==
+                                 std::errc()) {
+      d = step;
+    }
     if (!d) {
       return fail_with("rank", {PredictorErrc::BadArgument, "bad --day " + o.day});
     }

@@ -71,6 +71,9 @@ TEST_F(ModelCli, EvalTrainRankOnSyntheticCpuData) {
   ASSERT_EQ(rank.status, 0) << rank.out;
   EXPECT_NE(rank.out.find("evacuate"), std::string::npos);
   EXPECT_NE(rank.out.find(" 3. "), std::string::npos);
+  auto bad_day = run("model rank --cpu-synth --model " + model + " --day x");
+  EXPECT_EQ(bad_day.status, 1);
+  EXPECT_NE(bad_day.out.find("bad --day"), std::string::npos) << bad_day.out;
   // The CPU model refuses disk telemetry with a clear message.
   auto wrong = run("model rank --model " + model + " --max-days 2");
   EXPECT_EQ(wrong.status, 1);
