@@ -144,6 +144,11 @@ void run_hostile_guest(uint32_t seed) {
 }
 
 TEST(VirtioFuzz, HostileGuestNeverBreaksTheVmm) {
+#if defined(__SANITIZE_THREAD__)
+  // The hostile guest rewrites rings and headers while the device reads them, by design
+  // (a real guest's vCPU does the same, unseen by TSan); every such access is reported.
+  GTEST_SKIP() << "races with the device on guest RAM on purpose; run it under ASan";
+#endif
   for (uint32_t seed : {12345u, 7u, 99u, 2024u}) {
     SCOPED_TRACE(seed);
     run_hostile_guest(seed);
