@@ -6,6 +6,7 @@
 #define CLOCK_EVERY 16u /* writes between clock reads */
 #define NS_PER_S 1000000000ull
 #define PACE_MIN_SLEEP_NS 1000000ull
+#define PACE_STALL_NS 50000000ull
 #define STALL_REPORT_NS 50000000ull /* print a `stall` line from 50 ms on (host noise: ~20 ms) */
 #define MAX_STALL_LINES 20u
 
@@ -34,7 +35,7 @@ uint64_t guest_now(uint32_t cpu) {
 
 /* A gap in the write loop that nobody asked for: a VM pause (migration blackout), host
  * preemption, a long VM exit. The largest is reported per vCPU; big ones get a line. */
-static void note_stall(uint32_t cpu, uint64_t gap_ns) {
+static void note_stall(uint32_t cpu, uint64_t gap_ns, uint64_t now) {
     struct vcpu_state *s = &g_vcpu[cpu];
     if (gap_ns > s->max_stall_ns) {
         s->max_stall_ns = gap_ns;
@@ -47,6 +48,8 @@ static void note_stall(uint32_t cpu, uint64_t gap_ns) {
         gl_line_u64(&l, cpu);
         gl_line_str(&l, " us=");
         gl_line_u64(&l, gap_ns / 1000);
+        gl_line_str(&l, " at_ms=");
+        gl_line_u64(&l, now / 1000000ull);
         print_line(&l);
     }
 }
@@ -108,6 +111,7 @@ struct pacer {
     struct gl_picker picker;
     uint64_t window_start;
     uint64_t window_writes;
+    uint64_t last_now; /* previous pace check */
 };
 
 static struct pacer g_pacer[MAX_CPUS];
@@ -123,8 +127,13 @@ static int pace_allows(struct pacer *p, uint64_t now) {
     if (pps == 0) {
         return 1;
     }
+    /* After a stall (VM paused for a migration, host preemption) start a new window
+     * instead of catching up: the dirty rate stays `rate` right after a blackout. */
+    uint64_t stall_ns = PACE_STALL_NS + 2 * NS_PER_S / pps;
+    uint64_t gap = now - p->last_now;
+    p->last_now = now;
     uint64_t elapsed = now - p->window_start;
-    if (elapsed >= 2 * NS_PER_S) { /* long stall (e.g. paused VM): no catch-up burst */
+    if (gap > stall_ns || elapsed >= 2 * NS_PER_S) {
         p->window_start = now;
         p->window_writes = 0;
         elapsed = 0;
@@ -145,13 +154,14 @@ void workload_run(uint32_t cpu, uint64_t deadline_ns) {
         gl_picker_init(&p->picker, g.cfg.pattern, s->npages, hot, g.cfg.seed * 7919u + cpu);
         p->window_start = guest_now(cpu);
         p->window_writes = 0;
+        p->last_now = p->window_start;
         p->initialised = 1;
     }
     uint64_t writes = 0;
     uint64_t prev = guest_now(cpu);
     for (;;) {
         uint64_t now = guest_now(cpu);
-        note_stall(cpu, now - prev);
+        note_stall(cpu, now - prev, now);
         prev = now;
         if (now >= deadline_ns || g.stop) {
             break;
@@ -165,7 +175,7 @@ void workload_run(uint32_t cpu, uint64_t deadline_ns) {
             uint64_t target = wake < deadline_ns ? wake : deadline_ns;
             guest_sleep_until(cpu, target);
             prev = guest_now(cpu);
-            note_stall(cpu, prev > target ? prev - target : 0); /* oversleep only */
+            note_stall(cpu, prev > target ? prev - target : 0, prev); /* oversleep only */
             continue;
         }
         uint32_t n = CLOCK_EVERY;
