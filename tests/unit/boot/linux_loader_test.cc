@@ -137,6 +137,13 @@ TEST(Pvh, MalformedElf) {
   put<uint32_t>(note, note_off, 0xfffffff0u);
   expect_error(load(ram, note, {}, "", pvh), VmmErrc::LoadKernel, "runs past its segment");
 
+  // A PT_NOTE covering the whole file many times over must not make scanning slow.
+  Bytes big_note = test::pvh_vmlinux();
+  big_note.resize(1 << 20);
+  put<uint64_t>(big_note, 0x40 + 56 + 8, 0);         // PT_NOTE p_offset
+  put<uint64_t>(big_note, 0x40 + 56 + 32, 1 << 20);  // PT_NOTE p_filesz
+  expect_error(load(ram, big_note, {}, "", pvh), VmmErrc::LoadKernel, "note segment of");
+
   Bytes bad_magic = test::pvh_vmlinux();
   bad_magic[5] = 2;  // big-endian
   expect_error(load(ram, bad_magic, {}, "", pvh), VmmErrc::LoadKernel, "little-endian");

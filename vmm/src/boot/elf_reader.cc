@@ -91,6 +91,10 @@ VmmResult<void> for_each_note(std::span<const uint8_t> file, const ElfImage& ima
     if (seg.type != kPtNote) {
       continue;
     }
+    if (seg.filesz > kMaxNoteSegmentBytes) {
+      return fail(kernel_error("{}: note segment of {:#x} bytes exceeds {:#x}", what,
+                               seg.filesz, kMaxNoteSegmentBytes));
+    }
     // parse_elf checked that the segment lies inside the file.
     const std::span<const uint8_t> notes = file.subspan(seg.offset, seg.filesz);
     uint64_t pos = 0;

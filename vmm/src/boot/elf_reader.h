@@ -17,6 +17,9 @@ namespace ferry::vmm::boot::detail {
 inline constexpr uint32_t kPtLoad = 1;
 inline constexpr uint32_t kPtNote = 4;
 inline constexpr uint32_t kMaxProgramHeaders = 256;
+/// Bound on note bytes per PT_NOTE segment (Linux's is 0x200): a hostile file cannot make
+/// note scanning take more than a moment.
+inline constexpr uint64_t kMaxNoteSegmentBytes = 64 * 1024;
 
 struct ElfSegment {
   uint32_t type = 0;
