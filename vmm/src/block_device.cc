@@ -44,17 +44,11 @@ class VirtioBlockDevice final : public BlockDevice, public MmioDevice {
     if (!r.at_end()) {
       return fail(vmm_error(VmmErrc::RestoreState, "virtio-blk state: trailing bytes"));
     }
-    // Migrated contents were written through the old device: make them durable first.
-    if (auto flushed = device_->flush(); !flushed) {
-      return fail(vmm_error(VmmErrc::DiskIo, "flush disk before restore: " +
-                                                 flushed.error().message));
+    // Into the same device object: the migration engine may still hold its
+    // MigratableDisk reference.
+    if (auto loaded = device_->load_state(*state); !loaded) {
+      return fail(loaded.error());
     }
-    auto restored = VirtioBlock::restore(memory_, irq_, config_, *state);
-    if (!restored) {
-      return fail(restored.error());
-    }
-    device_ = std::move(*restored);
-    device_->quiesce();  // the machine resumes it together with the vCPUs
     return {};
   }
 
