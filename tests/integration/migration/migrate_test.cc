@@ -107,7 +107,7 @@ TEST(Migration, GuestDirtyingFasterThanTheLinkIsThrottledAndFinishes) {
   const uint16_t port = free_port();
   auto dst = rig.start_destination(port, "dst.img");
   GuestSpec spec;
-  spec.cmdline = "wss=64 duration=8 rate=0 fill=full pattern=random";  // as fast as it can
+  spec.cmdline = "wss=64 duration=15 rate=0 fill=full pattern=random";  // as fast as it can
   auto src = rig.start_source(spec);
   auto m = rig.migrate(rig.source_control(), port, {"--max-bandwidth", "40000000"});
   ASSERT_EQ(m.exit_code, 0) << m.out << m.err;
