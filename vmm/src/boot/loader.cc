@@ -1,6 +1,7 @@
 #include "ferry/vmm/boot/loader.h"
 
 #include "ferry/vmm/boot/layout.h"
+#include "ferry/vmm/boot/mptable.h"
 #include "formats.h"
 
 namespace ferry::vmm::boot {
@@ -120,6 +121,9 @@ VmmResult<BootPlan> load_kernel(GuestMemory& mem, std::span<const uint8_t> kerne
   }
   plan.tables = *tables;
   plan.e820 = build_e820(mem);
+  if (auto mp = write_mptable(mem, options.cpus); !mp) {
+    return fail(mp.error());
+  }
   if (auto ok = write_cmdline(mem, cmdline); !ok) {
     return fail(ok.error());
   }

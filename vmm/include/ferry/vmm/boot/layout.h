@@ -56,6 +56,10 @@ constexpr uint64_t stack_top(uint32_t vcpu) {
 /// Top of conventional memory (start of the EBDA); [kEbdaStart, 1 MiB) is reported
 /// reserved in every memory map.
 inline constexpr uint64_t kEbdaStart = 0x9fc00;
+/// Intel MP table (floating pointer, then the configuration table) in the first KiB of
+/// the EBDA, where Linux's smp_scan_config looks ("last KiB of base memory").
+inline constexpr uint64_t kMpTableAddr = kEbdaStart;
+inline constexpr uint64_t kMpTableMaxBytes = 0x400;
 /// Lowest address any kernel segment, module or initrd may occupy.
 inline constexpr uint64_t kKernelMinAddr = 0x100000;
 
