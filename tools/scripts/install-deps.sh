@@ -9,7 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev nlohmann-json3-dev libcli11-dev
   libxgboost-dev zlib1g-dev
   # Linux guest preparation (tests/linux): kernel and busybox unpacking.
-  xz-utils zstd cpio
+  xz-utils zstd lz4 cpio
   # The test guest is also checked under QEMU (multiboot path), and bench/ compares to it.
   qemu-system-x86
 )
