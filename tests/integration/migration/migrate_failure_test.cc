@@ -94,6 +94,27 @@ TEST_P(ConnectionCut, GuestRunsOnExactlyOneSide) {
   expect_guest_stayed_on_source(*src, dst.get());
 }
 
+// The destination's side of the link dies in the blackout: it received everything and
+// verified it, but its DestReady never reaches the paused source. The source must resume
+// its guest; the destination, never told to commit, must not run it.
+TEST(MigrationFailure, LinkCutDuringBlackoutWhenTheDestinationIsReady) {
+  FERRY_REQUIRE_KVM();
+  MigrationRig rig("fail-blackout");
+  const uint16_t port = free_port();
+  auto dst = rig.start_destination(port, "dst.img");
+  // Channel ack (16 bytes) + HelloReply (16-byte header + 8) pass; DestReady does not.
+  CuttingProxy proxy(port, ~0ull, 16 + 24);
+  auto src = rig.start_source(GuestSpec{});
+  auto m = rig.migrate(rig.source_control(), proxy.port());
+  ASSERT_TRUE(proxy.cut()) << m.out << m.err;
+  EXPECT_NE(m.exit_code, 0) << m.out;
+  EXPECT_TRUE(has(m.err, "keeps running on the source")) << m.err;
+  expect_guest_stayed_on_source(*src, dst.get());
+  // The error names the phase it failed in: the source was paused, waiting for DestReady.
+  EXPECT_TRUE(has(m.err, "migration failed: blackout") || has(m.err, "migration failed: commit"))
+      << m.err;
+}
+
 INSTANTIATE_TEST_SUITE_P(AtByteOffsets, ConnectionCut,
                          ::testing::Values(100, 2u << 20, 40u << 20));
 

@@ -88,8 +88,8 @@ nlohmann::json MigrationRig::last_report() const {
   return nlohmann::json::parse(in, nullptr, false);
 }
 
-CuttingProxy::CuttingProxy(uint16_t target_port, uint64_t cut_after)
-    : target_(target_port), cut_after_(cut_after) {
+CuttingProxy::CuttingProxy(uint16_t target_port, uint64_t cut_after, uint64_t cut_reverse_after)
+    : target_(target_port), cut_after_(cut_after), cut_reverse_after_(cut_reverse_after) {
   listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -148,9 +148,17 @@ void CuttingProxy::run() {
           want = std::min<uint64_t>(want, cut_after_ - forwarded_.load());
         }
         ssize_t n = want == 0 ? 0 : read(from, buf, want);
+        if (n > 0 && i == 1 && returned_ + static_cast<uint64_t>(n) > cut_reverse_after_) {
+          cut_ = true;  // the server's next message does not get through
+          open = false;
+          break;
+        }
         if (n <= 0 || write(to, buf, static_cast<size_t>(n)) != n) {
           open = false;
           break;
+        }
+        if (i == 1) {
+          returned_ += static_cast<uint64_t>(n);
         }
         if (i == 0) {
           forwarded_ += static_cast<uint64_t>(n);

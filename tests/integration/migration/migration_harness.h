@@ -52,10 +52,11 @@ class MigrationRig {
 };
 
 /// Forwards 127.0.0.1:listen_port -> 127.0.0.1:target_port (one connection at a time) and
-/// cuts every connection once `cut_after` bytes went from client to server.
+/// cuts every connection once `cut_after` bytes went from client to server, or once the
+/// server tries to send more than `cut_reverse_after` bytes back.
 class CuttingProxy {
  public:
-  CuttingProxy(uint16_t target_port, uint64_t cut_after);
+  CuttingProxy(uint16_t target_port, uint64_t cut_after, uint64_t cut_reverse_after = ~0ull);
   ~CuttingProxy();
   uint16_t port() const { return port_; }
   uint64_t forwarded() const { return forwarded_.load(); }
@@ -67,7 +68,9 @@ class CuttingProxy {
   uint16_t port_ = 0;
   uint16_t target_;
   uint64_t cut_after_;
+  uint64_t cut_reverse_after_;
   std::atomic<uint64_t> forwarded_{0};
+  uint64_t returned_ = 0;
   std::atomic<bool> cut_{false};
   std::atomic<bool> stop_{false};
   std::thread thread_;
