@@ -101,6 +101,46 @@ TEST_F(Tls, MutualHandshakeCarriesLargeDataBothWays) {
   writer.join();
 }
 
+// Forwards to another stream but hides its type, so TlsStream cannot use TcpStream's
+// read_some and must read each record exactly (the path any non-TCP ByteStream takes).
+class OpaqueStream final : public ByteStream {
+ public:
+  explicit OpaqueStream(std::unique_ptr<ByteStream> inner) : inner_(std::move(inner)) {}
+  StreamResult<void> write_all(std::span<const uint8_t> d) override { return inner_->write_all(d); }
+  StreamResult<void> read_exact(std::span<uint8_t> out) override { return inner_->read_exact(out); }
+  StreamResult<void> flush() override { return inner_->flush(); }
+  void set_timeout(std::chrono::milliseconds t) override { inner_->set_timeout(t); }
+  void shutdown() override { inner_->shutdown(); }
+  std::string peer() const override { return "opaque(" + inner_->peer() + ")"; }
+
+ private:
+  std::unique_ptr<ByteStream> inner_;
+};
+
+TEST_F(Tls, WorksOverAnyByteStreamWithExactReads) {
+  auto [c, s] = test::tcp_pair();
+  TlsConfig server_cfg = config("host-a");
+  auto server = std::async(std::launch::async, [&, s = std::move(s)]() mutable {
+    return tls_handshake(std::make_unique<OpaqueStream>(std::move(s)), server_cfg,
+                         TlsRole::Server, kTimeout);
+  });
+  auto client = tls_handshake(std::make_unique<OpaqueStream>(std::move(c)), config("host-b"),
+                              TlsRole::Client, kTimeout);
+  auto srv = server.get();
+  ASSERT_TRUE(client) << why(client);
+  ASSERT_TRUE(srv) << why(srv);
+  EXPECT_NE((*srv)->peer().find("opaque(tcp:"), std::string::npos);
+  const auto data = test::pattern(3 << 20, 13);
+  std::thread writer([&] {
+    ASSERT_TRUE((*client)->write_all(data));
+    ASSERT_TRUE((*client)->flush());
+  });
+  std::vector<uint8_t> got(data.size());
+  ASSERT_TRUE((*srv)->read_exact(got));
+  writer.join();
+  EXPECT_TRUE(got == data);
+}
+
 TEST_F(Tls, ExpectedPeerNamesThatMatchAreAccepted) {
   TlsConfig client = config("host-b");
   client.expect_peer_name("host-a");

@@ -20,7 +20,7 @@
 
 namespace ferry::migration {
 
-/// Tuning of one TcpStream. Defaults are what bench/transport measured fastest here among
+/// Tuning of one TcpStream. Defaults come from bench/transport (docs/transport.md), among
 /// the settings that keep plain write semantics (see zero_copy_threshold).
 struct TcpOptions {
   size_t send_buffer = 1 << 20;  // write_all gathers small writes up to this many bytes
@@ -28,14 +28,14 @@ struct TcpOptions {
   // write_all calls of at least this many bytes flush the buffer and send straight from
   // the caller's memory (saves a copy; small writes are still gathered).
   size_t direct_send_threshold = 64 << 10;
-  // Direct sends of at least this many bytes use IORING_OP_SEND_ZC (0 = never). It costs
-  // ~40% less CPU per byte on loopback, but write_all then returns only once the kernel
+  // Direct sends of at least this many bytes use IORING_OP_SEND_ZC (0 = never). It was
+  // the fastest setting in every run and costs ~40% less CPU per byte on loopback, but write_all then returns only once the kernel
   // has released the pages: after the peer ACKed them, and on loopback only after the
   // peer *application read them*. Enable it only where the peer is always reading (the
   // source's page channels), never where both sides may write big messages at once.
   size_t zero_copy_threshold = 0;
-  // SO_SNDBUF/SO_RCVBUF request; 0 keeps the kernel's autotuning, which measured faster
-  // than a fixed 4 MiB here (autotuning may grow the receive buffer to tcp_rmem's max).
+  // SO_SNDBUF/SO_RCVBUF request; 0 keeps the kernel's autotuning (which may grow the
+  // receive buffer to tcp_rmem's max). A fixed 4 MiB was not consistently faster here.
   int socket_buffer = 0;
   std::chrono::milliseconds timeout{0};  // no-progress timeout (0 = wait forever)
 };
