@@ -29,10 +29,11 @@ struct TcpOptions {
   // the caller's memory (saves a copy; small writes are still gathered).
   size_t direct_send_threshold = 64 << 10;
   // Direct sends of at least this many bytes use IORING_OP_SEND_ZC (0 = never). It was
-  // the fastest setting in every run and costs ~40% less CPU per byte on loopback, but write_all then returns only once the kernel
-  // has released the pages: after the peer ACKed them, and on loopback only after the
-  // peer *application read them*. Enable it only where the peer is always reading (the
-  // source's page channels), never where both sides may write big messages at once.
+  // the fastest setting in every run and costs ~40% less CPU per byte on loopback, but
+  // write_all then returns only once the kernel has released the pages: after the peer
+  // ACKed them, and on loopback only after the peer *application read them*. Enable it
+  // only where the peer is always reading (the source's page channels), never where both
+  // sides may write big messages at once.
   size_t zero_copy_threshold = 0;
   // SO_SNDBUF/SO_RCVBUF request; 0 keeps the kernel's autotuning (which may grow the
   // receive buffer to tcp_rmem's max). A fixed 4 MiB was not consistently faster here.
