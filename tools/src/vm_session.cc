@@ -11,6 +11,7 @@ nlohmann::json status_json(const vmm::MachineStatus& s) {
           {"memory_bytes", s.memory_bytes},
           {"vcpus", s.vcpus},
           {"vcpu_exits", s.vcpu_exits},
+          {"emulation_fixups", s.emulation_fixups},
           {"serial_bytes", s.serial_bytes},
           {"unclaimed_io", s.unclaimed_io},
           {"throttle_percent", s.throttle_percent},

@@ -448,6 +448,7 @@ MachineStatus KvmMachine::status() const {
   s.vcpus = config_.vcpus;
   for (const auto& vcpu : vcpus_) {
     s.vcpu_exits += vcpu->exits();
+    s.emulation_fixups += vcpu->fixups();
   }
   s.serial_bytes = serial_->bytes_written();
   s.unclaimed_io = bus_.unclaimed_accesses();

@@ -1,5 +1,7 @@
 #include "vcpu.h"
 
+#include "insn_fixup.h"
+
 #include <signal.h>
 
 #include <fmt/format.h>
@@ -131,6 +133,9 @@ bool Vcpu::run_once() {
       return guest_error(fmt::format("guest system event {} (shutdown/reset requested)",
                                      run.system_event.type));
     case KVM_EXIT_INTERNAL_ERROR: {
+      if (try_fixup(run)) {
+        return true;
+      }
       const auto& ie = run.internal;
       std::string data;
       for (uint32_t i = 0; i < ie.ndata && i < 16; ++i) {
@@ -153,6 +158,43 @@ bool Vcpu::run_once() {
     default:
       return guest_error(fmt::format("unhandled KVM exit reason {}", run.exit_reason));
   }
+}
+
+bool Vcpu::try_fixup(kvm_run& run) {
+  if (run.internal.suberror != KVM_INTERNAL_ERROR_EMULATION ||
+      run.emulation_failure.ndata < 3 ||
+      !(run.emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES)) {
+    return false;
+  }
+  const InsnFixup fix = fixup_for(std::span<const uint8_t>(
+      run.emulation_failure.insn_bytes,
+      std::min<size_t>(run.emulation_failure.insn_size, sizeof(run.emulation_failure.insn_bytes))));
+  if (fix.kind == InsnFixup::Kind::None) {
+    return false;
+  }
+  auto regs = fd_.get_regs();
+  if (!regs) {
+    return false;
+  }
+  regs->rip += fix.length;
+  if (!fd_.set_regs(*regs)) {
+    return false;
+  }
+  if (fix.kind == InsnFixup::Kind::InjectBreakpoint) {
+    auto events = fd_.get_vcpu_events();
+    if (!events) {
+      return false;
+    }
+    events->exception.injected = 1;
+    events->exception.nr = 3;  // #BP
+    events->exception.has_error_code = 0;
+    events->exception.error_code = 0;
+    if (!fd_.set_vcpu_events(*events)) {
+      return false;
+    }
+  }
+  fixups_.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 bool Vcpu::handle_io(kvm_run& run) {

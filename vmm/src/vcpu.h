@@ -51,6 +51,8 @@ class Vcpu {
   kernel::VcpuFd& fd() { return fd_; }
   const kernel::VcpuFd& fd() const { return fd_; }
   uint64_t exits() const { return exits_.load(std::memory_order_relaxed); }
+  /// Instructions the VMM completed after KVM failed to emulate them (insn_fixup.h).
+  uint64_t fixups() const { return fixups_.load(std::memory_order_relaxed); }
 
   /// Installs the no-op SIGUSR1 handler used by kick() (idempotent, process-wide).
   static void install_kick_signal();
@@ -62,6 +64,7 @@ class Vcpu {
   void complete_pending_io();
   bool handle_io(kvm_run& run);
   bool handle_mmio(kvm_run& run);
+  bool try_fixup(kvm_run& run);
   bool guest_error(std::string reason);
   std::string describe_registers() const;
   void throttle_sleep();
@@ -75,6 +78,7 @@ class Vcpu {
   std::atomic<pthread_t> native_{};
   std::atomic<bool> started_{false};
   std::atomic<uint64_t> exits_{0};
+  std::atomic<uint64_t> fixups_{0};
   bool io_pending_ = false;
 };
 

@@ -27,6 +27,7 @@ struct MachineStatus {
   uint64_t memory_bytes = 0;
   uint32_t vcpus = 0;
   uint64_t vcpu_exits = 0;
+  uint64_t emulation_fixups = 0;  // instructions completed by the VMM (int3, fwait)
   uint64_t serial_bytes = 0;
   uint64_t unclaimed_io = 0;
   unsigned throttle_percent = 0;
