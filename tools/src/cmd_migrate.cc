@@ -18,7 +18,7 @@ namespace ferry::tools {
 namespace {
 
 struct MigrateOptions {
-  std::string control, to, compress = "auto", tls_dir, tls_name, report;
+  std::string control, to, compress = "auto", tls_dir, tls_name, report, verify = "tracked";
   unsigned downtime_ms = 10, channels = 1, max_rounds = 30;
   uint64_t max_bandwidth = 0;
   bool quiet = false;
@@ -75,7 +75,7 @@ int run_migrate(const MigrateOptions& o) {
   nlohmann::json request{{"cmd", "migrate"},        {"to", o.to},
                          {"channels", o.channels},  {"downtime_ms", o.downtime_ms},
                          {"max_bandwidth", o.max_bandwidth}, {"compress", o.compress},
-                         {"max_rounds", o.max_rounds}};
+                         {"max_rounds", o.max_rounds}, {"verify", o.verify}};
   if (!o.tls_dir.empty()) {
     request["tls_dir"] = o.tls_dir;
     request["tls_name"] = o.tls_name;
@@ -132,6 +132,11 @@ void add_migrate_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--tls-dir", o->tls_dir, "TLS 1.3 with mutual auth: DIR/ca.pem,cert.pem,key.pem");
   cmd->add_option("--tls-name", o->tls_name, "Name the destination's certificate must carry");
   cmd->add_option("--report", o->report, "Write the JSON migration report here");
+  cmd->add_option("--verify", o->verify,
+                  "Memory digest checked before the destination may run the guest: tracked "
+                  "(hashes kept while sending; default) or full (re-hash all RAM in the "
+                  "blackout: slower, also catches a page the dirty log missed)")
+      ->check(CLI::IsMember({"tracked", "full"}));
   cmd->add_flag("--quiet", o->quiet, "No progress lines");
   cmd->callback([o, &exit_code] { exit_code = run_migrate(*o); });
 }

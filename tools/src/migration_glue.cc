@@ -146,7 +146,7 @@ nlohmann::json handle_migrate(vmm::Machine& machine, const nlohmann::json& reque
   }
   migration::SenderOptions sender;
   unsigned channels = 1;
-  std::string tls_dir, tls_name, compress = "auto";
+  std::string tls_dir, tls_name, compress = "auto", verify = "tracked";
   try {
     channels = request.value("channels", 1u);
     sender.downtime_target = std::chrono::milliseconds(request.value("downtime_ms", 10u));
@@ -155,6 +155,7 @@ nlohmann::json handle_migrate(vmm::Machine& machine, const nlohmann::json& reque
     compress = request.value("compress", compress);
     tls_dir = request.value("tls_dir", tls_dir);
     tls_name = request.value("tls_name", tls_name);
+    verify = request.value("verify", verify);
   } catch (const nlohmann::json::exception& e) {
     return bad(std::string("bad migrate request field: ") + e.what());
   }
@@ -166,6 +167,13 @@ nlohmann::json handle_migrate(vmm::Machine& machine, const nlohmann::json& reque
     return bad(fmt::format("bad compress '{}' (auto, off, zstd or zstd:LEVEL)", compress));
   }
   sender.compression = *compression;
+  if (verify != "tracked" && verify != "full") {
+    return bad(fmt::format("bad verify '{}' (tracked or full)", verify));
+  }
+  // full: re-hash all of guest RAM in the blackout, which also catches a page the dirty
+  // log missed; tracked: hashes kept while sending, no blackout cost (docs/migration.md).
+  sender.memory_digest =
+      verify == "full" ? migration::DigestMode::Full : migration::DigestMode::Tracked;
   std::string error;
   auto options = channel_options(tls_dir, tls_name, error);
   if (!options) {

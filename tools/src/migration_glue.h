@@ -13,7 +13,7 @@ namespace ferry::tools {
 
 /// Registers "migrate" on a source VMM's control socket. Request fields: "to"
 /// (tcp:HOST:PORT, required), "channels", "downtime_ms", "max_bandwidth", "compress",
-/// "max_rounds", "tls_dir", "tls_name". Progress is streamed as {"event":"progress"}
+/// "max_rounds", "tls_dir", "tls_name", "verify" (tracked | full). Progress is streamed as {"event":"progress"}
 /// lines; the reply carries the report. On success the VMM exits (status 0).
 void add_migrate_control_handler(vmm::ControlServer& server, vmm::Machine& machine);
 

@@ -25,7 +25,9 @@ TEST(Migration, GuestDirtyingMemoryAndDiskMovesWithNothingLost) {
   const uint16_t port = free_port();
   auto dst = rig.start_destination(port, "dst.img", {"--report", rig.dir() + "/dst.json"});
   auto src = rig.start_source(GuestSpec{});
-  auto m = rig.migrate(rig.source_control(), port);
+  // Full verification: the source re-hashes its real RAM in the blackout, so a page the
+  // dirty log (or the VMM's own bitmap) missed would fail the commit.
+  auto m = rig.migrate(rig.source_control(), port, {"--verify", "full"});
   ASSERT_EQ(m.exit_code, 0) << m.out << m.err;
   EXPECT_EQ(src->wait(seconds(30)), 0) << "source exits once the destination runs the guest";
   EXPECT_FALSE(has(src->out(), "FERRY-GUEST done")) << "the guest must not finish on the source";
@@ -95,7 +97,7 @@ TEST(Migration, DirtyRingBackend) {
   spec.cmdline = "wss=64 duration=5 rate=100 fill=full pattern=random";
   spec.extra = {"--dirty-ring", "1024"};  // small: the rings fill and are drained mid-round
   auto src = rig.start_source(spec);
-  auto m = rig.migrate(rig.source_control(), port);
+  auto m = rig.migrate(rig.source_control(), port, {"--verify", "full"});
   ASSERT_EQ(m.exit_code, 0) << m.out << m.err;
   ASSERT_EQ(dst->wait(seconds(60)), 0) << dst->out() << dst->err();
   expect_guest_finished_clean(*dst);
