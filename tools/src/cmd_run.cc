@@ -72,26 +72,14 @@ int run_boot(const RunOptions& options) {
     return 1;
   }
   std::unique_ptr<vmm::ControlServer> control;
-  if (!options.control.empty()) {
-    auto server = vmm::ControlServer::create(options.control);
-    if (!server) {
-      print_error("run", server.error().message());
-      return 1;
-    }
-    control = std::move(*server);
-    add_basic_control_handlers(*control, **machine);
-    add_migrate_control_handler(*control, **machine);
-    control->start();
+  if (!open_control(options.control, control)) {
+    return 1;
   }
   if (auto ok = (*machine)->start(); !ok) {
     print_error("run", ok.error().message());
     return 1;
   }
-  const vmm::MachineExit exit = (*machine)->wait();
-  if (exit.kind == vmm::MachineExit::Kind::GuestError) {
-    print_error("run", "guest failed: " + exit.reason);
-  }
-  return vmm::exit_status_of(exit);
+  return run_until_exit(**machine, std::move(control));
 }
 
 int run_incoming_from(const RunOptions& o) {

@@ -237,13 +237,8 @@ int run_incoming(const IncomingOptions& options) {
   }
   // Refuse a bad control path now, not after the guest has moved here.
   std::unique_ptr<vmm::ControlServer> control;
-  if (!options.control.empty()) {
-    auto server = vmm::ControlServer::create(options.control);
-    if (!server) {
-      print_error("run", server.error().message());
-      return 1;
-    }
-    control = std::move(*server);
+  if (!open_control(options.control, control)) {
+    return 1;
   }
   auto listener = migration::Listener::bind(*address);
   if (!listener) {
@@ -281,17 +276,7 @@ int run_incoming(const IncomingOptions& options) {
   std::unique_ptr<vmm::Machine> machine =
       static_cast<OwnedMachineVm*>(received->vm.get())->take();
   std::fprintf(stderr, "ferry run: migration complete; the guest runs here now\n");
-  if (control) {
-    add_basic_control_handlers(*control, *machine);
-    add_migrate_control_handler(*control, *machine);
-    control->start();
-  }
-  const vmm::MachineExit exit = machine->wait();
-  if (exit.kind == vmm::MachineExit::Kind::GuestError) {
-    print_error("run", "guest failed: " + exit.reason);
-  }
-  control.reset();
-  return vmm::exit_status_of(exit);
+  return run_until_exit(*machine, std::move(control));
 }
 
 }  // namespace ferry::tools

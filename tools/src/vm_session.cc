@@ -4,6 +4,8 @@
 
 #include <cstdio>
 
+#include "migration_glue.h"
+
 namespace ferry::tools {
 
 nlohmann::json status_json(const vmm::MachineStatus& s) {
@@ -37,6 +39,34 @@ void add_basic_control_handlers(vmm::ControlServer& server, vmm::Machine& machin
     machine.stop(vmm::MachineExit{vmm::MachineExit::Kind::Quit, 0, "quit requested"});
     return nlohmann::json{{"ok", true}};
   });
+}
+
+bool open_control(const std::string& path, std::unique_ptr<vmm::ControlServer>& out) {
+  if (path.empty()) {
+    return true;
+  }
+  auto server = vmm::ControlServer::create(path);
+  if (!server) {
+    print_error("run", server.error().message());
+    return false;
+  }
+  out = std::move(*server);
+  return true;
+}
+
+int run_until_exit(vmm::Machine& machine, std::unique_ptr<vmm::ControlServer> control) {
+  if (control) {
+    add_basic_control_handlers(*control, machine);
+    add_migrate_control_handler(*control, machine);
+    control->start();
+  }
+  const vmm::MachineExit exit = machine.wait();
+  if (exit.kind == vmm::MachineExit::Kind::GuestError) {
+    print_error("run", "guest failed: " + exit.reason);
+  }
+  // Stop serving (and join a handler still replying) before the machine goes away.
+  control.reset();
+  return vmm::exit_status_of(exit);
 }
 
 void print_error(const char* cmd, const std::string& message) {

@@ -17,6 +17,14 @@ void add_basic_control_handlers(vmm::ControlServer& server, vmm::Machine& machin
 /// JSON form of a machine status for control replies.
 nlohmann::json status_json(const vmm::MachineStatus& status);
 
+/// Creates the control socket at `path` into `out` (nothing when `path` is empty);
+/// false, with the error printed, if it cannot be created.
+bool open_control(const std::string& path, std::unique_ptr<vmm::ControlServer>& out);
+
+/// Serves every VMM command (status, pause, resume, quit, migrate) on `control` (if any),
+/// runs the machine until it ends and returns the `ferry run` exit status.
+int run_until_exit(vmm::Machine& machine, std::unique_ptr<vmm::ControlServer> control);
+
 /// Prints "ferry <cmd>: <message>" to stderr.
 void print_error(const char* cmd, const std::string& message);
 
