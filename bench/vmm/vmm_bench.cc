@@ -5,11 +5,10 @@
 //  2. one vCPU exit to userspace (an `out` to an unclaimed port, handled and re-entered)
 //     vs a KVM_CHECK_EXTENSION ioctl round trip on the same host.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
@@ -78,13 +77,28 @@ void boot_time(int runs) {
   std::vector<double> ferry, qemu;
   const std::string guest = FERRY_TEST_GUEST;
   for (int i = 0; i < runs; ++i) {
-    ferry.push_back(ms_to_line({FERRY_BINARY, "run", "--kernel", guest, "--mem", "128M",
-                                "--cmdline", "mode=hello"},
-                               "FERRY-GUEST ready"));
-    qemu.push_back(ms_to_line({"qemu-system-x86_64", "-enable-kvm", "-cpu",
-                               "host,-arch-capabilities", "-m", "128", "-nographic",
-                               "-no-reboot", "-display", "none", "-monitor", "none", "-serial",
-                               "stdio", "-kernel", guest, "-append", "mode=hello", "-device",
+    ferry.push_back(ms_to_line(
+        {FERRY_BINARY, "run", "--kernel", guest, "--mem", "128M", "--cmdline", "mode=hello"},
+        "FERRY-GUEST ready"));
+    qemu.push_back(ms_to_line({"qemu-system-x86_64",
+                               "-enable-kvm",
+                               "-cpu",
+                               "host,-arch-capabilities",
+                               "-m",
+                               "128",
+                               "-nographic",
+                               "-no-reboot",
+                               "-display",
+                               "none",
+                               "-monitor",
+                               "none",
+                               "-serial",
+                               "stdio",
+                               "-kernel",
+                               guest,
+                               "-append",
+                               "mode=hello",
+                               "-device",
                                "isa-debug-exit,iobase=0xf4,iosize=0x04"},
                               "FERRY-GUEST ready"));
   }
@@ -111,8 +125,19 @@ void exit_round_trip(uint32_t count) {
     return;
   }
   // mov ecx, count; loop: out 0x80, al; dec ecx; jnz loop; hlt
-  const uint8_t code[] = {0x66, 0xb9, uint8_t(count), uint8_t(count >> 8), uint8_t(count >> 16),
-                          uint8_t(count >> 24), 0xe6, 0x80, 0x66, 0x49, 0x75, 0xfa, 0xf4};
+  const uint8_t code[] = {0x66,
+                          0xb9,
+                          uint8_t(count),
+                          uint8_t(count >> 8),
+                          uint8_t(count >> 16),
+                          uint8_t(count >> 24),
+                          0xe6,
+                          0x80,
+                          0x66,
+                          0x49,
+                          0x75,
+                          0xfa,
+                          0xf4};
   std::memcpy(mem->data() + 0x1000, code, sizeof(code));
   kvm_userspace_memory_region region{0, 0, 0, 1 << 20, reinterpret_cast<uint64_t>(mem->data())};
   (void)vm->set_user_memory_region(region);
@@ -137,17 +162,18 @@ void exit_round_trip(uint32_t count) {
     }
     ++exits;
   }
-  const double guest_us =
-      std::chrono::duration<double, std::micro>(Clock::now() - start).count() / std::max<uint64_t>(exits, 1);
+  const double guest_us = std::chrono::duration<double, std::micro>(Clock::now() - start).count() /
+                          std::max<uint64_t>(exits, 1);
   const auto b0 = Clock::now();
   for (uint32_t i = 0; i < count; ++i) {
     (void)kvm->check_extension(KVM_CAP_USER_MEMORY);
   }
   const double ioctl_us =
       std::chrono::duration<double, std::micro>(Clock::now() - b0).count() / count;
-  fmt::print("vCPU exit round trip ({} port exits): {:.2f} us per exit; baseline ioctl {:.3f} us; "
-             "ratio {:.0f}x\n",
-             exits, guest_us, ioctl_us, guest_us / ioctl_us);
+  fmt::print(
+      "vCPU exit round trip ({} port exits): {:.2f} us per exit; baseline ioctl {:.3f} us; "
+      "ratio {:.0f}x\n",
+      exits, guest_us, ioctl_us, guest_us / ioctl_us);
 }
 
 }  // namespace

@@ -217,8 +217,7 @@ SysResult<int> VmFd::reset_dirty_rings() {
 }
 
 SysResult<VcpuFd> VmFd::create_vcpu(uint32_t id, size_t mmap_size) {
-  auto rc = do_ioctl(fd_.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(id),
-                     "KVM_CREATE_VCPU");
+  auto rc = do_ioctl(fd_.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(id), "KVM_CREATE_VCPU");
   if (!rc) {
     return fail(rc.error());
   }

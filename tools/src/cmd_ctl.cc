@@ -33,10 +33,9 @@ void add_ctl_command(CLI::App& app, int& exit_code) {
     }
     // A JSON string that is not an object is sent as its raw text, to test the VMM.
     const nlohmann::json to_send = request;
-    auto reply = vmm::control_request(
-        o->control, to_send, [](const nlohmann::json& line) {
-          std::printf("%s\n", line.dump().c_str());
-        });
+    auto reply = vmm::control_request(o->control, to_send, [](const nlohmann::json& line) {
+      std::printf("%s\n", line.dump().c_str());
+    });
     if (!reply) {
       print_error("ctl", reply.error().message());
       exit_code = 1;

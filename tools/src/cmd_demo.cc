@@ -3,14 +3,13 @@
 // loopback, prints the migration report and the guest's own verdict after the move.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <netinet/in.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <chrono>
 #include <filesystem>
@@ -123,9 +122,7 @@ int run_demo(const DemoOptions& o) {
     return 1;
   }
   const std::string w = o.workdir, exe = self_exe();
-  {
-    std::ofstream(w + "/src.img").flush();
-  }
+  { std::ofstream(w + "/src.img").flush(); }
   fs::resize_file(w + "/src.img", 64ull << 20, ec);
   const uint16_t port = free_loopback_port();
   const std::string to = fmt::format("tcp:127.0.0.1:{}", port);
@@ -151,9 +148,9 @@ int run_demo(const DemoOptions& o) {
     return 1;
   }
   std::printf("[3/4] guest running and dirtying memory and disk; live-migrating it\n");
-  pid_t mig = spawn_logged({exe, "migrate", "--control", w + "/source.sock", "--to", to,
-                            "--report", w + "/report.json"},
-                           w + "/migrate.log");
+  pid_t mig = spawn_logged(
+      {exe, "migrate", "--control", w + "/source.sock", "--to", to, "--report", w + "/report.json"},
+      w + "/migrate.log");
   const int mig_status = wait_exit(mig);
   std::printf("%s", read_text(w + "/migrate.log").c_str());
   if (mig_status != 0) {
@@ -170,9 +167,9 @@ int run_demo(const DemoOptions& o) {
                            w + "/report-render.log");
   wait_exit(svg);
   std::printf("\nreport: %s/report.json (timeline: %s/timeline.svg)\n", w.c_str(), w.c_str());
-  std::printf("source exit %d, destination (guest) exit %d: %s\n", src_status, dst_status,
-              dst_status == 0 && src_status == 0 ? "guest verified every page after the move"
-                                                 : "FAILED");
+  std::printf(
+      "source exit %d, destination (guest) exit %d: %s\n", src_status, dst_status,
+      dst_status == 0 && src_status == 0 ? "guest verified every page after the move" : "FAILED");
   return dst_status == 0 && src_status == 0 ? 0 : 1;
 }
 

@@ -1,9 +1,8 @@
 // `ferry migrate`: ask a running VMM (through its control socket) to live-migrate its
 // guest to a destination started with `ferry run --incoming`, show progress, and print
 // the summary; `--report` keeps the JSON report.
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -72,10 +71,14 @@ class ProgressPrinter {
 };
 
 int run_migrate(const MigrateOptions& o) {
-  nlohmann::json request{{"cmd", "migrate"},        {"to", o.to},
-                         {"channels", o.channels},  {"downtime_ms", o.downtime_ms},
-                         {"max_bandwidth", o.max_bandwidth}, {"compress", o.compress},
-                         {"max_rounds", o.max_rounds}, {"verify", o.verify}};
+  nlohmann::json request{{"cmd", "migrate"},
+                         {"to", o.to},
+                         {"channels", o.channels},
+                         {"downtime_ms", o.downtime_ms},
+                         {"max_bandwidth", o.max_bandwidth},
+                         {"compress", o.compress},
+                         {"max_rounds", o.max_rounds},
+                         {"verify", o.verify}};
   if (!o.tls_dir.empty()) {
     request["tls_dir"] = o.tls_dir;
     request["tls_name"] = o.tls_name;

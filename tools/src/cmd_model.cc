@@ -58,7 +58,8 @@ bool apply_xgb_params(ModelOptions& o) {
 }
 
 void add_data_options(CLI::App* cmd, DataOptions& d) {
-  cmd->add_option("--data", d.data_dir, "Backblaze data dir (default: $FERRY_DATA_DIR, else ../shared/data)");
+  cmd->add_option("--data", d.data_dir,
+                  "Backblaze data dir (default: $FERRY_DATA_DIR, else ../shared/data)");
   cmd->add_flag("--cpu-synth", d.cpu_synth, "Use the synthetic CPU-frequency data set instead");
   cmd->add_option("--seed", d.seed, "Seed of the synthetic CPU data");
   cmd->add_option("--max-days", d.max_days, "Load only the first N day files");
@@ -69,11 +70,13 @@ void add_train_options(CLI::App* cmd, ModelOptions& o) {
   auto& p = o.config.params;
   cmd->add_option("--train-days", o.config.train_days, "Days (steps) in the training range")
       ->capture_default_str();
-  cmd->add_option("--horizon", p.horizon, "Label: fails within this many days")->capture_default_str();
+  cmd->add_option("--horizon", p.horizon, "Label: fails within this many days")
+      ->capture_default_str();
   cmd->add_option("--rounds", p.rounds, "Boosting rounds")->capture_default_str();
   cmd->add_option("--max-depth", p.max_depth, "Tree depth")->capture_default_str();
   cmd->add_option("--eta", p.eta, "Learning rate")->capture_default_str();
-  cmd->add_option("--objective", p.objective, "rank:pairwise, rank:ndcg, rank:map or binary:logistic")
+  cmd->add_option("--objective", p.objective,
+                  "rank:pairwise, rank:ndcg, rank:map or binary:logistic")
       ->check(CLI::IsMember({"rank:pairwise", "rank:ndcg", "rank:map", "binary:logistic"}))
       ->capture_default_str();
   cmd->add_option("--min-child-weight", p.min_child_weight, "Minimum hessian in a leaf")
@@ -87,7 +90,8 @@ void add_cost_options(CLI::App* cmd, EvacuationCosts& c) {
       ->capture_default_str();
   cmd->add_option("--migration-cost", c.migration_cost, "Cost of one guest migration")
       ->capture_default_str();
-  cmd->add_option("--host-cost", c.fixed_host_cost, "Fixed cost per evacuated host")->capture_default_str();
+  cmd->add_option("--host-cost", c.fixed_host_cost, "Fixed cost per evacuated host")
+      ->capture_default_str();
   cmd->add_option("--max-hosts", c.max_hosts, "Spare capacity in hosts (0 = unlimited)");
 }
 
@@ -97,8 +101,8 @@ PResult<Dataset> load_data(const DataOptions& d, bool quiet = false) {
     c.seed = d.seed;
     return generate_cpu_telemetry(c);
   }
-  const std::string dir = resolve_backblaze_dir(d.data_dir.empty() ? std::nullopt
-                                                                   : std::optional(d.data_dir));
+  const std::string dir =
+      resolve_backblaze_dir(d.data_dir.empty() ? std::nullopt : std::optional(d.data_dir));
   if (!quiet) {
     fmt::print(stderr, "loading {}\n", dir);
   }
@@ -166,7 +170,8 @@ int run_eval(const ModelOptions& o) {
              day_name(*data, rep->split.eval_last), rep->eval_rows, rep->eval_positives,
              config.params.horizon);
   fmt::print("costs: interruption {:g}, migration {:g} per guest, host {:g}\n",
-             config.costs.interruption_cost, config.costs.migration_cost, config.costs.fixed_host_cost);
+             config.costs.interruption_cost, config.costs.migration_cost,
+             config.costs.fixed_host_cost);
   fmt::print("training time: ranker {:.2f} s, classifier {:.2f} s ({} rounds, {} threads)\n\n",
              rep->ranker_train_seconds, rep->classifier_train_seconds, config.params.rounds,
              config.params.nthread);
@@ -191,7 +196,8 @@ PResult<std::map<std::string, uint32_t>> parse_guests(const std::vector<std::str
       }
       out[s.substr(0, eq)] = static_cast<uint32_t>(std::stoul(s.substr(eq + 1)));
     } catch (const std::exception&) {
-      return perr(PredictorErrc::BadArgument, fmt::format("--guests wants HOST=COUNT, got '{}'", s));
+      return perr(PredictorErrc::BadArgument,
+                  fmt::format("--guests wants HOST=COUNT, got '{}'", s));
     }
   }
   return out;
@@ -211,8 +217,8 @@ int run_rank(const ModelOptions& o, const EvacuationCosts& costs) {
     std::optional<int32_t> d;
     if (data->schema.kind == DeviceKind::Disk) {
       d = parse_iso_date(o.day);
-    } else if (int32_t step = 0; std::from_chars(o.day.data(), o.day.data() + o.day.size(), step).ec ==
-                                 std::errc()) {
+    } else if (int32_t step = 0;
+               std::from_chars(o.day.data(), o.day.data() + o.day.size(), step).ec == std::errc()) {
       d = step;
     }
     if (!d) {
@@ -222,7 +228,8 @@ int run_rank(const ModelOptions& o, const EvacuationCosts& costs) {
   }
   const auto histories = histories_as_of(*data, day);
   if (histories.empty()) {
-    return fail_with("rank", {PredictorErrc::EmptyDay, "no device reports on " + day_name(*data, day)});
+    return fail_with("rank",
+                     {PredictorErrc::EmptyDay, "no device reports on " + day_name(*data, day)});
   }
   auto scores = model->score(histories, 3);
   if (!scores) {
@@ -265,10 +272,10 @@ void add_model_command(CLI::App& app, int& exit_code) {
   add_data_options(train, opts->data);
   add_train_options(train, *opts);
   train->add_option("--out", opts->out, "Model file to write")->capture_default_str();
-  train->add_flag("--all-days", opts->all_days, "Train on every day (deployment), not just the split");
-  train->callback([opts, &exit_code] {
-    exit_code = apply_xgb_params(*opts) ? run_train(*opts) : 2;
-  });
+  train->add_flag("--all-days", opts->all_days,
+                  "Train on every day (deployment), not just the split");
+  train->callback(
+      [opts, &exit_code] { exit_code = apply_xgb_params(*opts) ? run_train(*opts) : 2; });
 
   auto* eval = model->add_subcommand("eval", "Time-split evaluation against baselines");
   add_data_options(eval, opts->data);
@@ -276,15 +283,14 @@ void add_model_command(CLI::App& app, int& exit_code) {
   add_cost_options(eval, opts->config.costs);
   eval->add_option("--svg", opts->svg, "Plot to write")->capture_default_str();
   eval->add_flag("!--no-classifier", opts->config.with_classifier, "Skip the classifier baseline");
-  eval->callback([opts, &exit_code] {
-    exit_code = apply_xgb_params(*opts) ? run_eval(*opts) : 2;
-  });
+  eval->callback([opts, &exit_code] { exit_code = apply_xgb_params(*opts) ? run_eval(*opts) : 2; });
 
   auto* rank = model->add_subcommand("rank", "Rank one day's devices and choose evacuations");
   add_data_options(rank, opts->data);
   add_cost_options(rank, *costs);
   rank->add_option("--model", opts->model, "Model file (from `ferry model train`)")->required();
-  rank->add_option("--day", opts->day, "Day to rank (YYYY-MM-DD, or a step with --cpu-synth); default last");
+  rank->add_option("--day", opts->day,
+                   "Day to rank (YYYY-MM-DD, or a step with --cpu-synth); default last");
   rank->add_option("--top", opts->top, "How many ranked devices to print")->capture_default_str();
   rank->add_option("--guests", opts->guests, "Guests per host, HOST=COUNT (default 1 each)");
   rank->callback([opts, costs, &exit_code] { exit_code = run_rank(*opts, *costs); });

@@ -1,7 +1,6 @@
 // `ferry run`: boot a guest (or receive a migrated one) and run it until it exits.
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "ferry/vmm/control_server.h"

@@ -29,8 +29,7 @@ int run_gen(const TlsGenOptions& o) {
   // reported here rather than at migration time.
   auto check = migration::TlsConfig::load_dir(o.out);
   if (!check) {
-    fmt::print(stderr, "ferry tls gen: generated files do not load: {}\n",
-               check.error().message());
+    fmt::print(stderr, "ferry tls gen: generated files do not load: {}\n", check.error().message());
     return 1;
   }
   fmt::print("wrote {0}/ca.pem, {0}/cert.pem, {0}/key.pem for {1} (CA in {2}, {3} days)\n", o.out,

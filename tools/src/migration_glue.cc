@@ -1,11 +1,10 @@
 #include "migration_glue.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <fstream>
 
@@ -38,9 +37,7 @@ class OwnedMachineVm final : public migration::MigratableVm {
   VmResult<void> pause() override { return vm().pause(); }
   VmResult<void> resume() override { return vm().resume(); }
   void set_throttle_percent(unsigned p) override { vm().set_throttle_percent(p); }
-  VmResult<std::vector<uint8_t>> save_machine_state() override {
-    return vm().save_machine_state();
-  }
+  VmResult<std::vector<uint8_t>> save_machine_state() override { return vm().save_machine_state(); }
   VmResult<void> load_machine_state(std::span<const uint8_t> blob) override {
     return vm().load_machine_state(blob);
   }
@@ -57,8 +54,8 @@ VmResult<void> prepare_disk_image(const std::string& path, uint64_t size) {
   if (::stat(path.c_str(), &st) == 0) {
     if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != size) {
       return fail(VmPortError{fmt::format(
-          "destination disk '{}' exists and is not a {}-byte regular file; give a new path",
-          path, size)});
+          "destination disk '{}' exists and is not a {}-byte regular file; give a new path", path,
+          size)});
     }
     return {};
   }
@@ -68,8 +65,8 @@ VmResult<void> prepare_disk_image(const std::string& path, uint64_t size) {
     if (fd >= 0) {
       ::close(fd);
     }
-    return fail(VmPortError{fmt::format("cannot create destination disk '{}': {}", path,
-                                        std::strerror(err))});
+    return fail(VmPortError{
+        fmt::format("cannot create destination disk '{}': {}", path, std::strerror(err))});
   }
   ::close(fd);
   return {};
@@ -84,9 +81,10 @@ migration::VmFactory make_factory(const IncomingOptions& options) {
     }
     if (description.disk_sizes.size() != options.disks.size() ||
         config->disks.size() != options.disks.size()) {
-      return fail(VmPortError{fmt::format("the guest has {} disk(s); this destination was given "
-                                          "{} --disk path(s)",
-                                          description.disk_sizes.size(), options.disks.size())});
+      return fail(
+          VmPortError{fmt::format("the guest has {} disk(s); this destination was given "
+                                  "{} --disk path(s)",
+                                  description.disk_sizes.size(), options.disks.size())});
     }
     for (size_t i = 0; i < options.disks.size(); ++i) {
       if (auto ok = prepare_disk_image(options.disks[i], description.disk_sizes[i]); !ok) {
@@ -260,7 +258,7 @@ int run_incoming(const IncomingOptions& options) {
   migration::ReceiverOptions receiver;
   if (options.max_memory_bytes != 0) {
     receiver.max_memory_bytes = options.max_memory_bytes;
-  } else if (struct sysinfo info {}; ::sysinfo(&info) == 0) {
+  } else if (struct sysinfo info{}; ::sysinfo(&info) == 0) {
     receiver.max_memory_bytes = static_cast<uint64_t>(info.totalram) * info.mem_unit;
   }
   receiver.max_vcpus = options.max_vcpus;
@@ -273,8 +271,7 @@ int run_incoming(const IncomingOptions& options) {
     return 1;
   }
   write_report(options.report_path, migration::to_json(received->report));
-  std::unique_ptr<vmm::Machine> machine =
-      static_cast<OwnedMachineVm*>(received->vm.get())->take();
+  std::unique_ptr<vmm::Machine> machine = static_cast<OwnedMachineVm*>(received->vm.get())->take();
   std::fprintf(stderr, "ferry run: migration complete; the guest runs here now\n");
   return run_until_exit(*machine, std::move(control));
 }

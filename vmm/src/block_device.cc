@@ -1,8 +1,7 @@
 #include "block_device.h"
 
-#include <sys/stat.h>
-
 #include <fmt/format.h>
+#include <sys/stat.h>
 
 #include "ferry/kernel-interfaces/le_bytes.h"
 #include "ferry/vmm/devices/virtio_block.h"

@@ -1,14 +1,13 @@
 #include "ferry/vmm/control_server.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <libgen.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <cstring>
 
@@ -24,9 +23,10 @@ VmmResult<sockaddr_un> socket_address(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
-    return fail(control_error(fmt::format("control socket path '{}' is empty or longer than {} "
-                                          "bytes",
-                                          path, sizeof(addr.sun_path) - 1)));
+    return fail(
+        control_error(fmt::format("control socket path '{}' is empty or longer than {} "
+                                  "bytes",
+                                  path, sizeof(addr.sun_path) - 1)));
   }
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   return addr;
@@ -42,17 +42,18 @@ VmmResult<void> check_socket_path(const std::string& path) {
                               kernel::last_error("stat")));
   }
   if ((dir_st.st_mode & S_IWOTH) && !(dir_st.st_mode & S_ISVTX)) {
-    return fail(control_error(fmt::format("refusing control socket in world-writable directory "
-                                          "'{}'",
-                                          dir)));
+    return fail(
+        control_error(fmt::format("refusing control socket in world-writable directory "
+                                  "'{}'",
+                                  dir)));
   }
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
     return {};  // does not exist: fine
   }
   if (S_ISLNK(st.st_mode)) {
-    return fail(control_error(fmt::format("refusing control socket path '{}': it is a symlink",
-                                          path)));
+    return fail(
+        control_error(fmt::format("refusing control socket path '{}': it is a symlink", path)));
   }
   if (!S_ISSOCK(st.st_mode)) {
     return fail(control_error(fmt::format("'{}' exists and is not a socket", path)));
@@ -61,7 +62,8 @@ VmmResult<void> check_socket_path(const std::string& path) {
   auto addr = socket_address(path);
   kernel::UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   // SAFETY: addr is a fully initialised sockaddr_un.
-  if (probe && ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) == 0) {
+  if (probe &&
+      ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) == 0) {
     return fail(control_error(fmt::format("control socket '{}' is in use by a running VMM", path)));
   }
   ::unlink(path.c_str());
@@ -140,8 +142,8 @@ VmmResult<std::unique_ptr<ControlServer>> ControlServer::create(const std::strin
   const int rc = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr));
   ::umask(old_umask);
   if (rc != 0) {
-    return fail(control_error(fmt::format("bind control socket '{}'", path),
-                              kernel::last_error("bind")));
+    return fail(
+        control_error(fmt::format("bind control socket '{}'", path), kernel::last_error("bind")));
   }
   ::chmod(path.c_str(), 0600);
   if (::listen(fd.get(), 8) != 0) {
@@ -225,9 +227,9 @@ nlohmann::json ControlServer::dispatch(const std::string& line, ControlResponder
     for (const auto& [name, h] : handlers_) {
       known += (known.empty() ? "" : ", ") + name;
     }
-    return {{"ok", false},
-            {"error", fmt::format("unknown command '{}' (known: {})", cmd->get<std::string>(),
-                                  known)}};
+    return {
+        {"ok", false},
+        {"error", fmt::format("unknown command '{}' (known: {})", cmd->get<std::string>(), known)}};
   }
   return handler->second(request, responder);
 }
@@ -252,9 +254,10 @@ VmmResult<nlohmann::json> control_request(const std::string& path, const nlohman
   while (true) {
     auto line = read_line(fd.get(), buffer, 16 << 20, timeout_ms);
     if (!line) {
-      return fail(control_error(fmt::format("no reply from VMM within {} ms (or it closed the "
-                                            "connection)",
-                                            timeout_ms)));
+      return fail(
+          control_error(fmt::format("no reply from VMM within {} ms (or it closed the "
+                                    "connection)",
+                                    timeout_ms)));
     }
     auto reply = nlohmann::json::parse(*line, nullptr, false);
     if (reply.is_discarded()) {

@@ -1,8 +1,7 @@
 #include "cpu_setup.h"
 
-#include <sys/stat.h>
-
 #include <fmt/format.h>
+#include <sys/stat.h>
 
 #include <cstring>
 

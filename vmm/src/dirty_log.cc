@@ -19,10 +19,10 @@ VmmResult<void> DirtyLog::set_logging(bool enabled) {
     slot.memory_size = region.size;
     slot.userspace_addr = reinterpret_cast<uint64_t>(region.host);
     if (auto rc = vm_.set_user_memory_region(slot); !rc) {
-      return fail(vmm_error(VmmErrc::DirtyLog,
-                            fmt::format("{} dirty logging on slot {}",
-                                        enabled ? "enable" : "disable", region.slot),
-                            rc.error()));
+      return fail(vmm_error(
+          VmmErrc::DirtyLog,
+          fmt::format("{} dirty logging on slot {}", enabled ? "enable" : "disable", region.slot),
+          rc.error()));
     }
   }
   return {};
@@ -135,10 +135,10 @@ VmmResult<void> DirtyLog::harvest_bitmaps(std::span<uint64_t> bitmap) {
         std::span<uint64_t> chunk(scratch_.data() + first / 64, (count + 63) / 64);
         if (auto rc = vm_.clear_dirty_log(region.slot, first, static_cast<uint32_t>(count), chunk);
             !rc) {
-          return fail(vmm_error(VmmErrc::DirtyLog,
-                                fmt::format("re-protect slot {} pages {}+{}", region.slot, first,
-                                            count),
-                                rc.error()));
+          return fail(
+              vmm_error(VmmErrc::DirtyLog,
+                        fmt::format("re-protect slot {} pages {}+{}", region.slot, first, count),
+                        rc.error()));
         }
       }
     }

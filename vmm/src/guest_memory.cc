@@ -10,9 +10,9 @@ constexpr uint64_t k2MiB = 2ull << 20;
 
 VmmResult<std::unique_ptr<GuestMemory>> GuestMemory::create(uint64_t size_bytes, bool hugetlb) {
   if (size_bytes == 0 || size_bytes % k2MiB != 0) {
-    return fail(vmm_error(VmmErrc::BadConfig,
-                          fmt::format("guest memory size {} is not a positive multiple of 2 MiB",
-                                      size_bytes)));
+    return fail(vmm_error(
+        VmmErrc::BadConfig,
+        fmt::format("guest memory size {} is not a positive multiple of 2 MiB", size_bytes)));
   }
   std::unique_ptr<GuestMemory> mem(new GuestMemory());
   const uint64_t low = std::min(size_bytes, kMmioHoleStart);

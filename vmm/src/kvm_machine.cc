@@ -1,10 +1,9 @@
 #include "kvm_machine.h"
 
+#include <fmt/format.h>
 #include <poll.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <fstream>
 #include <iterator>
@@ -25,14 +24,14 @@ constexpr uint64_t kVirtioMmioBase = 0xd0000000;
 constexpr uint32_t kVirtioFirstIrq = 5;
 constexpr auto kThrottleTick = std::chrono::milliseconds(10);
 
-VmmResult<std::vector<uint8_t>> read_file(const std::string& path, VmmErrc errc,
-                                          const char* what) {
+VmmResult<std::vector<uint8_t>> read_file(const std::string& path, VmmErrc errc, const char* what) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return fail(vmm_error(errc, fmt::format("cannot open {} '{}'", what, path),
                           kernel::last_error("open")));
   }
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
   if (in.bad()) {
     return fail(vmm_error(errc, fmt::format("cannot read {} '{}'", what, path)));
   }
@@ -79,15 +78,14 @@ VmmResult<std::unique_ptr<Machine>> Machine::create(const VmConfig& config, Mach
                                       config.kvm_path),
                           kvm.error()));
   }
-  for (auto [cap, name] : {std::pair{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
-                           std::pair{KVM_CAP_PIT2, "KVM_CAP_PIT2"},
-                           std::pair{KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
-                           std::pair{KVM_CAP_XSAVE2, "KVM_CAP_XSAVE2"},
-                           std::pair{KVM_CAP_XCRS, "KVM_CAP_XCRS"},
-                           std::pair{KVM_CAP_VCPU_EVENTS, "KVM_CAP_VCPU_EVENTS"},
-                           std::pair{KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE"},
-                           std::pair{KVM_CAP_ADJUST_CLOCK, "KVM_CAP_ADJUST_CLOCK"},
-                           std::pair{KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"}}) {
+  for (auto [cap, name] :
+       {std::pair{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"}, std::pair{KVM_CAP_PIT2, "KVM_CAP_PIT2"},
+        std::pair{KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
+        std::pair{KVM_CAP_XSAVE2, "KVM_CAP_XSAVE2"}, std::pair{KVM_CAP_XCRS, "KVM_CAP_XCRS"},
+        std::pair{KVM_CAP_VCPU_EVENTS, "KVM_CAP_VCPU_EVENTS"},
+        std::pair{KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE"},
+        std::pair{KVM_CAP_ADJUST_CLOCK, "KVM_CAP_ADJUST_CLOCK"},
+        std::pair{KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"}}) {
     if (kvm->check_extension(cap) <= 0) {
       return fail(vmm_error(VmmErrc::MissingCapability,
                             fmt::format("/dev/kvm lacks {}, which Ferry requires", name)));
@@ -165,8 +163,7 @@ VmmResult<void> KvmMachine::setup_vm() {
   bool manual = false;
   const int manual_caps = vm_.check_extension(KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2);
   if (manual_caps > 0) {
-    manual = vm_.enable_cap(KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
-                            KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE)
+    manual = vm_.enable_cap(KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE)
                  .has_value();
   }
   auto supported = kvm_.get_supported_cpuid();
@@ -248,8 +245,8 @@ VmmResult<void> KvmMachine::setup_vcpus() {
       return fail(vmm_error(VmmErrc::CreateVcpu, fmt::format("create vCPU {}", id), fd.error()));
     }
     if (auto rc = fd->set_cpuid2(cpuid_for_vcpu(cpuid_, id)); !rc) {
-      return fail(vmm_error(VmmErrc::SetupCpuid, fmt::format("set CPUID of vCPU {}", id),
-                            rc.error()));
+      return fail(
+          vmm_error(VmmErrc::SetupCpuid, fmt::format("set CPUID of vCPU {}", id), rc.error()));
     }
     if (auto ok = setup_boot_msrs(*fd); !ok) {
       return ok;
@@ -334,19 +331,19 @@ VmmResult<void> KvmMachine::load_guest() {
     }
     boot::apply_sregs(*plan, i, *sregs);
     if (auto rc = fd.set_sregs(*sregs); !rc) {
-      return fail(vmm_error(VmmErrc::SetupRegisters, fmt::format("set sregs of vCPU {}", i),
-                            rc.error()));
+      return fail(
+          vmm_error(VmmErrc::SetupRegisters, fmt::format("set sregs of vCPU {}", i), rc.error()));
     }
     if (auto rc = fd.set_regs(plan->vcpus[i].regs); !rc) {
-      return fail(vmm_error(VmmErrc::SetupRegisters, fmt::format("set regs of vCPU {}", i),
-                            rc.error()));
+      return fail(
+          vmm_error(VmmErrc::SetupRegisters, fmt::format("set regs of vCPU {}", i), rc.error()));
     }
     if (i > 0) {
       // APs start UNINITIALIZED with the in-kernel irqchip (KVM_RUN returns EAGAIN).
       kvm_mp_state runnable{KVM_MP_STATE_RUNNABLE};
       if (auto rc = fd.set_mp_state(runnable); !rc) {
-        return fail(vmm_error(VmmErrc::SetupRegisters, fmt::format("start vCPU {}", i),
-                              rc.error()));
+        return fail(
+            vmm_error(VmmErrc::SetupRegisters, fmt::format("start vCPU {}", i), rc.error()));
       }
     }
   }
@@ -440,9 +437,15 @@ void KvmMachine::stop(MachineExit exit) {
 MachineStatus KvmMachine::status() const {
   MachineStatus s;
   switch (control_->state()) {
-    case RunState::Running: s.state = "running"; break;
-    case RunState::Paused: s.state = "paused"; break;
-    case RunState::Stopping: s.state = "stopped"; break;
+    case RunState::Running:
+      s.state = "running";
+      break;
+    case RunState::Paused:
+      s.state = "paused";
+      break;
+    case RunState::Stopping:
+      s.state = "stopped";
+      break;
   }
   s.memory_bytes = config_.memory_bytes;
   s.vcpus = config_.vcpus;

@@ -1,8 +1,7 @@
 #include "machine_state.h"
 
-#include <xxhash.h>
-
 #include <fmt/format.h>
+#include <xxhash.h>
 
 #include <cstring>
 
@@ -88,20 +87,56 @@ VmmResult<VcpuState> save_vcpu(kernel::VcpuFd& fd, std::span<const uint32_t> msr
   auto fail_with = [&](const char* what, const kernel::SysError& e) {
     return fail(save_error(fmt::format("vCPU {}: {}", fd.id(), what), e));
   };
-  if (auto v = fd.get_mp_state(); v) { s.mp_state = *v; } else { return fail_with("MP state", v.error()); }
-  if (auto v = fd.get_regs(); v) { s.regs = *v; } else { return fail_with("registers", v.error()); }
-  if (auto v = fd.get_sregs(); v) { s.sregs = *v; } else { return fail_with("sregs", v.error()); }
-  if (auto v = fd.get_xsave2(xsave_size); v) { s.xsave = std::move(*v); } else { return fail_with("XSAVE", v.error()); }
-  if (auto v = fd.get_xcrs(); v) { s.xcrs = *v; } else { return fail_with("XCRs", v.error()); }
-  if (auto v = fd.get_debugregs(); v) { s.debugregs = *v; } else { return fail_with("debug registers", v.error()); }
-  if (auto v = fd.get_lapic(); v) { s.lapic = *v; } else { return fail_with("LAPIC", v.error()); }
-  if (auto v = fd.get_msrs(msr_indices); v) { s.msrs = std::move(*v); } else { return fail_with("MSRs", v.error()); }
+  if (auto v = fd.get_mp_state(); v) {
+    s.mp_state = *v;
+  } else {
+    return fail_with("MP state", v.error());
+  }
+  if (auto v = fd.get_regs(); v) {
+    s.regs = *v;
+  } else {
+    return fail_with("registers", v.error());
+  }
+  if (auto v = fd.get_sregs(); v) {
+    s.sregs = *v;
+  } else {
+    return fail_with("sregs", v.error());
+  }
+  if (auto v = fd.get_xsave2(xsave_size); v) {
+    s.xsave = std::move(*v);
+  } else {
+    return fail_with("XSAVE", v.error());
+  }
+  if (auto v = fd.get_xcrs(); v) {
+    s.xcrs = *v;
+  } else {
+    return fail_with("XCRs", v.error());
+  }
+  if (auto v = fd.get_debugregs(); v) {
+    s.debugregs = *v;
+  } else {
+    return fail_with("debug registers", v.error());
+  }
+  if (auto v = fd.get_lapic(); v) {
+    s.lapic = *v;
+  } else {
+    return fail_with("LAPIC", v.error());
+  }
+  if (auto v = fd.get_msrs(msr_indices); v) {
+    s.msrs = std::move(*v);
+  } else {
+    return fail_with("MSRs", v.error());
+  }
   if (s.msrs.size() != msr_indices.size()) {
     return fail(save_error(fmt::format("vCPU {}: only {} of {} MSRs readable", fd.id(),
                                        s.msrs.size(), msr_indices.size()),
                            kernel::make_error(EIO, "KVM_GET_MSRS")));
   }
-  if (auto v = fd.get_vcpu_events(); v) { s.events = *v; } else { return fail_with("events", v.error()); }
+  if (auto v = fd.get_vcpu_events(); v) {
+    s.events = *v;
+  } else {
+    return fail_with("events", v.error());
+  }
   return s;
 }
 
@@ -148,19 +183,26 @@ VmmResult<void> restore_vcpu(kernel::VcpuFd& fd, const VcpuState& s) {
     return {};
   };
   VmmResult<void> ok;
-  if (!(ok = check("MP state", fd.set_mp_state(s.mp_state)))) return ok;
-  if (!(ok = check("registers", fd.set_regs(s.regs)))) return ok;
-  if (!(ok = check("sregs", fd.set_sregs(s.sregs)))) return ok;
-  if (!(ok = check("XSAVE", fd.set_xsave(s.xsave)))) return ok;
-  if (!(ok = check("XCRs", fd.set_xcrs(s.xcrs)))) return ok;
-  if (!(ok = check("debug registers", fd.set_debugregs(s.debugregs)))) return ok;
-  if (!(ok = check("LAPIC", fd.set_lapic(s.lapic)))) return ok;
+  if (!(ok = check("MP state", fd.set_mp_state(s.mp_state))))
+    return ok;
+  if (!(ok = check("registers", fd.set_regs(s.regs))))
+    return ok;
+  if (!(ok = check("sregs", fd.set_sregs(s.sregs))))
+    return ok;
+  if (!(ok = check("XSAVE", fd.set_xsave(s.xsave))))
+    return ok;
+  if (!(ok = check("XCRs", fd.set_xcrs(s.xcrs))))
+    return ok;
+  if (!(ok = check("debug registers", fd.set_debugregs(s.debugregs))))
+    return ok;
+  if (!(ok = check("LAPIC", fd.set_lapic(s.lapic))))
+    return ok;
   auto set = fd.set_msrs(s.msrs);
   if (!set || *set != s.msrs.size()) {
     const uint32_t bad = set && *set < s.msrs.size() ? s.msrs[*set].index : 0;
     return fail(restore_error(
-        fmt::format("vCPU {}: MSRs ({} of {} set; first refused {:#x}{})", fd.id(),
-                    set ? *set : 0, s.msrs.size(), bad,
+        fmt::format("vCPU {}: MSRs ({} of {} set; first refused {:#x}{})", fd.id(), set ? *set : 0,
+                    s.msrs.size(), bad,
                     bad == kMsrArchCapabilities ? ", ARCH_CAPABILITIES differs between hosts" : ""),
         set ? std::nullopt : std::optional(set.error())));
   }
@@ -222,8 +264,8 @@ VmmResult<std::vector<uint8_t>> save_machine_state(KvmMachine& machine) {
 
 VmmResult<void> load_machine_state(KvmMachine& machine, std::span<const uint8_t> blob) {
   if (blob.size() < 8 || blob.size() > kMaxMachineStateBytes) {
-    return fail(restore_error(fmt::format("machine state of {} bytes is out of range",
-                                          blob.size())));
+    return fail(
+        restore_error(fmt::format("machine state of {} bytes is out of range", blob.size())));
   }
   ByteReader tail(blob.subspan(blob.size() - 8));
   uint64_t checksum = 0;
@@ -239,8 +281,8 @@ VmmResult<void> load_machine_state(KvmMachine& machine, std::span<const uint8_t>
     return fail(restore_error("machine state: bad magic or version"));
   }
   if (vcpus != machine.vcpus().size()) {
-    return fail(restore_error(fmt::format("machine state has {} vCPUs, this machine {}", vcpus,
-                                          machine.vcpus().size())));
+    return fail(restore_error(
+        fmt::format("machine state has {} vCPUs, this machine {}", vcpus, machine.vcpus().size())));
   }
   std::vector<VcpuState> states(vcpus);
   for (VcpuState& s : states) {
@@ -258,8 +300,8 @@ VmmResult<void> load_machine_state(KvmMachine& machine, std::span<const uint8_t>
     return fail(restore_error("machine state: truncated VM record"));
   }
   if (disks != machine.disks().size()) {
-    return fail(restore_error(fmt::format("machine state has {} disks, this machine {}", disks,
-                                          machine.disks().size())));
+    return fail(restore_error(
+        fmt::format("machine state has {} disks, this machine {}", disks, machine.disks().size())));
   }
   std::vector<std::vector<uint8_t>> disk_blobs(disks);
   for (auto& disk_blob : disk_blobs) {

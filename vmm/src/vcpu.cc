@@ -1,12 +1,11 @@
 #include "vcpu.h"
 
-#include "insn_fixup.h"
-
+#include <fmt/format.h>
 #include <signal.h>
 
-#include <fmt/format.h>
-
 #include <cstring>
+
+#include "insn_fixup.h"
 
 namespace ferry::vmm {
 
@@ -130,8 +129,8 @@ bool Vcpu::run_once() {
       return guest_error(fmt::format("KVM_EXIT_FAIL_ENTRY, hardware reason {:#x}",
                                      run.fail_entry.hardware_entry_failure_reason));
     case KVM_EXIT_SYSTEM_EVENT:
-      return guest_error(fmt::format("guest system event {} (shutdown/reset requested)",
-                                     run.system_event.type));
+      return guest_error(
+          fmt::format("guest system event {} (shutdown/reset requested)", run.system_event.type));
     case KVM_EXIT_INTERNAL_ERROR: {
       if (try_fixup(run)) {
         return true;
@@ -148,12 +147,11 @@ bool Vcpu::run_once() {
                hex_bytes(run.emulation_failure.insn_bytes,
                          std::min<size_t>(run.emulation_failure.insn_size, 15));
       }
-      return guest_error(fmt::format("KVM_EXIT_INTERNAL_ERROR suberror {} ({}), data:{}{}; {}",
-                                     ie.suberror,
-                                     ie.suberror == KVM_INTERNAL_ERROR_EMULATION
-                                         ? "instruction emulation failed"
-                                         : "internal error",
-                                     data, insn, describe_registers()));
+      return guest_error(
+          fmt::format("KVM_EXIT_INTERNAL_ERROR suberror {} ({}), data:{}{}; {}", ie.suberror,
+                      ie.suberror == KVM_INTERNAL_ERROR_EMULATION ? "instruction emulation failed"
+                                                                  : "internal error",
+                      data, insn, describe_registers()));
     }
     default:
       return guest_error(fmt::format("unhandled KVM exit reason {}", run.exit_reason));
@@ -161,8 +159,7 @@ bool Vcpu::run_once() {
 }
 
 bool Vcpu::try_fixup(kvm_run& run) {
-  if (run.internal.suberror != KVM_INTERNAL_ERROR_EMULATION ||
-      run.emulation_failure.ndata < 3 ||
+  if (run.internal.suberror != KVM_INTERNAL_ERROR_EMULATION || run.emulation_failure.ndata < 3 ||
       !(run.emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES)) {
     return false;
   }
@@ -237,10 +234,11 @@ std::string Vcpu::describe_registers() const {
   if (!regs || !sregs) {
     return "registers unavailable";
   }
-  return fmt::format("rip={:#x} rsp={:#x} rax={:#x} rflags={:#x} cr0={:#x} cr3={:#x} cr4={:#x} "
-                     "efer={:#x} cs.sel={:#x}",
-                     regs->rip, regs->rsp, regs->rax, regs->rflags, sregs->cr0, sregs->cr3,
-                     sregs->cr4, sregs->efer, sregs->cs.selector);
+  return fmt::format(
+      "rip={:#x} rsp={:#x} rax={:#x} rflags={:#x} cr0={:#x} cr3={:#x} cr4={:#x} "
+      "efer={:#x} cs.sel={:#x}",
+      regs->rip, regs->rsp, regs->rax, regs->rflags, sregs->cr0, sregs->cr3, sregs->cr4,
+      sregs->efer, sregs->cs.selector);
 }
 
 }  // namespace ferry::vmm

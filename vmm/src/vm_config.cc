@@ -34,10 +34,18 @@ VmmResult<uint64_t> parse_memory_size(const std::string& text) {
   int shift = 0;
   if (pos < text.size()) {
     switch (std::toupper(static_cast<unsigned char>(text[pos]))) {
-      case 'K': shift = 10; break;
-      case 'M': shift = 20; break;
-      case 'G': shift = 30; break;
-      case 'T': shift = 40; break;
+      case 'K':
+        shift = 10;
+        break;
+      case 'M':
+        shift = 20;
+        break;
+      case 'G':
+        shift = 30;
+        break;
+      case 'T':
+        shift = 40;
+        break;
       default:
         return fail(vmm_error(VmmErrc::BadConfig,
                               fmt::format("bad memory size suffix in '{}' (use K, M, G)", text)));
@@ -74,8 +82,8 @@ VmmResult<void> validate_config(const VmConfig& config) {
     return fail(vmm_error(VmmErrc::BadConfig, "memory size must be a multiple of 2 MiB"));
   }
   if (config.vcpus == 0 || config.vcpus > kMaxVcpus) {
-    return fail(vmm_error(VmmErrc::BadConfig,
-                          fmt::format("vCPU count {} out of range 1..{}", config.vcpus, kMaxVcpus)));
+    return fail(vmm_error(VmmErrc::BadConfig, fmt::format("vCPU count {} out of range 1..{}",
+                                                          config.vcpus, kMaxVcpus)));
   }
   if (config.disks.size() > kMaxDisks) {
     return fail(vmm_error(VmmErrc::BadConfig, fmt::format("at most {} disks", kMaxDisks)));

@@ -74,9 +74,8 @@ void Subprocess::reader(int fd, std::string& sink) {
 bool Subprocess::wait_for_output(const std::string& needle, std::chrono::milliseconds timeout,
                                  bool in_stderr) {
   std::unique_lock lock(mutex_);
-  return cv_.wait_for(lock, timeout, [&] {
-    return (in_stderr ? err_ : out_).find(needle) != std::string::npos;
-  });
+  return cv_.wait_for(lock, timeout,
+                      [&] { return (in_stderr ? err_ : out_).find(needle) != std::string::npos; });
 }
 
 std::optional<int> Subprocess::wait(std::chrono::milliseconds timeout) {

@@ -18,10 +18,10 @@ std::string kvm_unavailable_reason();
 }  // namespace ferry::testing
 
 /// Skips the current test, loudly, when /dev/kvm is not usable on this machine.
-#define FERRY_REQUIRE_KVM()                                                         \
-  do {                                                                              \
+#define FERRY_REQUIRE_KVM()                                                          \
+  do {                                                                               \
     const std::string ferry_kvm_reason = ::ferry::testing::kvm_unavailable_reason(); \
-    if (!ferry_kvm_reason.empty()) {                                                \
-      GTEST_SKIP() << "SKIPPED: needs /dev/kvm: " << ferry_kvm_reason;              \
-    }                                                                               \
+    if (!ferry_kvm_reason.empty()) {                                                 \
+      GTEST_SKIP() << "SKIPPED: needs /dev/kvm: " << ferry_kvm_reason;               \
+    }                                                                                \
   } while (0)

@@ -1,7 +1,6 @@
 // Migrations that fail: whatever breaks, the guest ends up running on exactly one side
 // with its memory intact (its own self-check passes where it finishes).
 #include <gtest/gtest.h>
-
 #include <signal.h>
 
 #include "migration_harness.h"
@@ -115,8 +114,7 @@ TEST(MigrationFailure, LinkCutDuringBlackoutWhenTheDestinationIsReady) {
       << m.err;
 }
 
-INSTANTIATE_TEST_SUITE_P(AtByteOffsets, ConnectionCut,
-                         ::testing::Values(100, 2u << 20, 40u << 20));
+INSTANTIATE_TEST_SUITE_P(AtByteOffsets, ConnectionCut, ::testing::Values(100, 2u << 20, 40u << 20));
 
 }  // namespace
 }  // namespace ferry::testing

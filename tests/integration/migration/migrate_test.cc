@@ -70,8 +70,7 @@ TEST(Migration, PingPongTenTimes) {
   for (int hop = 1; hop <= 10; ++hop) {
     const uint16_t port = free_port();
     const std::string next_control = rig.dir() + "/hop" + std::to_string(hop) + ".sock";
-    auto next = rig.start_destination(port, "hop" + std::to_string(hop) + ".img", {},
-                                      next_control);
+    auto next = rig.start_destination(port, "hop" + std::to_string(hop) + ".img", {}, next_control);
     auto m = rig.migrate(control, port, {"--quiet"});
     ASSERT_EQ(m.exit_code, 0) << "hop " << hop << ": " << m.out << m.err;
     ASSERT_EQ(current->wait(seconds(30)), 0) << "hop " << hop;
@@ -136,11 +135,11 @@ TEST(Migration, TlsWithMutualAuthentication) {
   }
   const uint16_t port = free_port();
   // Each side insists on the other's name: mutual authentication, not just encryption.
-  auto dst = rig.start_destination(port, "dst.img",
-                                   {"--tls-dir", pki + "/dst", "--tls-name", "src"});
+  auto dst =
+      rig.start_destination(port, "dst.img", {"--tls-dir", pki + "/dst", "--tls-name", "src"});
   auto src = rig.start_source(GuestSpec{});
-  auto m = rig.migrate(rig.source_control(), port,
-                       {"--tls-dir", pki + "/src", "--tls-name", "dst"});
+  auto m =
+      rig.migrate(rig.source_control(), port, {"--tls-dir", pki + "/src", "--tls-name", "dst"});
   ASSERT_EQ(m.exit_code, 0) << m.out << m.err;
   ASSERT_EQ(dst->wait(seconds(60)), 0) << dst->out() << dst->err();
   expect_guest_finished_clean(*dst);

@@ -1,12 +1,11 @@
 #include "migration_harness.h"
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <fstream>
 
@@ -36,9 +35,12 @@ bool has(const std::string& text, const std::string& needle) {
 MigrationRig::MigrationRig(std::string name) : dir_(make_temp_dir("ferry-" + name)) {}
 
 std::unique_ptr<Subprocess> MigrationRig::start_source(const GuestSpec& spec) {
-  std::vector<std::string> argv{ferry_binary(), "run",       "--kernel", test_guest(),
-                                "--mem",        spec.mem,    "--cpus",   std::to_string(spec.cpus),
-                                "--control",    source_control(), "--cmdline", spec.cmdline};
+  std::vector<std::string> argv{ferry_binary(), "run",
+                                "--kernel",     test_guest(),
+                                "--mem",        spec.mem,
+                                "--cpus",       std::to_string(spec.cpus),
+                                "--control",    source_control(),
+                                "--cmdline",    spec.cmdline};
   if (spec.disk) {
     const std::string image = dir_ + "/src.img";
     { std::ofstream(image).flush(); }
@@ -68,17 +70,17 @@ std::unique_ptr<Subprocess> MigrationRig::start_destination(uint16_t port,
   }
   argv.insert(argv.end(), extra.begin(), extra.end());
   auto child = std::make_unique<Subprocess>(argv);
-  EXPECT_TRUE(child->wait_for_output("waiting for a migration", seconds(30), true))
-      << child->err();
+  EXPECT_TRUE(child->wait_for_output("waiting for a migration", seconds(30), true)) << child->err();
   return child;
 }
 
 RunResult MigrationRig::migrate(const std::string& control, uint16_t port,
                                 std::vector<std::string> extra) {
   report_path_ = dir_ + "/report-" + std::to_string(port) + ".json";
-  std::vector<std::string> argv{ferry_binary(), "migrate", "--control", control, "--to",
-                                "tcp:127.0.0.1:" + std::to_string(port), "--report",
-                                report_path_};
+  std::vector<std::string> argv{ferry_binary(), "migrate",
+                                "--control",    control,
+                                "--to",         "tcp:127.0.0.1:" + std::to_string(port),
+                                "--report",     report_path_};
   argv.insert(argv.end(), extra.begin(), extra.end());
   return run_command(argv, seconds(180));
 }

@@ -6,11 +6,10 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "subprocess.h"
 
@@ -40,8 +39,7 @@ class MigrationRig {
                                                 std::vector<std::string> extra = {},
                                                 const std::string& control = "");
   /// Runs `ferry migrate` from `control` to 127.0.0.1:`port`.
-  RunResult migrate(const std::string& control, uint16_t port,
-                    std::vector<std::string> extra = {});
+  RunResult migrate(const std::string& control, uint16_t port, std::vector<std::string> extra = {});
   /// The report written by the last migrate().
   nlohmann::json last_report() const;
   std::string source_control() const { return dir_ + "/src.sock"; }

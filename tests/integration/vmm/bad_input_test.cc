@@ -1,6 +1,5 @@
 // `ferry run` on bad input: a clear message, a non-zero exit status, never a crash.
 #include <gtest/gtest.h>
-
 #include <sys/stat.h>
 #include <unistd.h>
 

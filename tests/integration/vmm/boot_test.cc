@@ -1,7 +1,6 @@
 // Boots the self-verifying test guest through `ferry run` and checks what it reports.
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -16,8 +15,8 @@ namespace {
 using std::chrono::seconds;
 
 RunResult run_guest(const std::vector<std::string>& extra, const std::string& cmdline) {
-  std::vector<std::string> argv{ferry_binary(), "run", "--kernel", test_guest(), "--cmdline",
-                                cmdline};
+  std::vector<std::string> argv{ferry_binary(), "run",       "--kernel",
+                                test_guest(),   "--cmdline", cmdline};
   argv.insert(argv.end(), extra.begin(), extra.end());
   return run_command(argv, seconds(120));
 }

@@ -1,6 +1,5 @@
 // The control socket of a running VMM: status, pause, resume, quit, and its safety rules.
 #include <gtest/gtest.h>
-
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -62,8 +61,8 @@ TEST(ControlSocket, StatusPauseResumeQuit) {
 TEST(ControlSocket, UnknownAndMalformedRequestsGetClearErrors) {
   FERRY_REQUIRE_KVM();
   const std::string sock = make_temp_dir("ferry-ctl") + "/vm.sock";
-  Subprocess vm({ferry_binary(), "run", "--kernel", test_guest(), "--mem", "64M", "--control",
-                 sock, "--cmdline", "wss=4 duration=0"});
+  Subprocess vm({ferry_binary(), "run", "--kernel", test_guest(), "--mem", "64M", "--control", sock,
+                 "--cmdline", "wss=4 duration=0"});
   ASSERT_TRUE(vm.wait_for_output("FERRY-GUEST ready", seconds(30)));
   auto r = run_command({ferry_binary(), "ctl", "--control", sock, "--raw", "{\"cmd\":\"fly\"}"},
                        seconds(20));
@@ -82,9 +81,9 @@ TEST(ControlSocket, RefusesSymlinkAndWorldWritableDirectory) {
   const std::string dir = make_temp_dir("ferry-ctl");
   const std::string link = dir + "/vm.sock";
   ASSERT_EQ(symlink("/tmp/somewhere-else.sock", link.c_str()), 0);
-  auto r = run_command({ferry_binary(), "run", "--kernel", test_guest(), "--mem", "64M",
-                        "--control", link},
-                       seconds(30));
+  auto r = run_command(
+      {ferry_binary(), "run", "--kernel", test_guest(), "--mem", "64M", "--control", link},
+      seconds(30));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("symlink"), std::string::npos) << r.err;
 

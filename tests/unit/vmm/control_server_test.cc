@@ -72,7 +72,10 @@ TEST(ControlServer, RefusesDangerousPaths) {
   auto link = ControlServer::create(dir + "/link.sock");
   ASSERT_FALSE(link);
   EXPECT_NE(link.error().message().find("symlink"), std::string::npos);
-  { FILE* f = fopen((dir + "/file").c_str(), "w"); fclose(f); }
+  {
+    FILE* f = fopen((dir + "/file").c_str(), "w");
+    fclose(f);
+  }
   EXPECT_FALSE(ControlServer::create(dir + "/file")) << "not a socket";
   const std::string open_dir = temp_dir();
   chmod(open_dir.c_str(), 0777);

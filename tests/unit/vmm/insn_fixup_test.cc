@@ -1,8 +1,8 @@
+#include "insn_fixup.h"
+
 #include <gtest/gtest.h>
 
 #include <vector>
-
-#include "insn_fixup.h"
 
 namespace ferry::vmm {
 namespace {
@@ -20,7 +20,7 @@ TEST(InsnFixup, FwaitIsSkipped) {
 }
 
 TEST(InsnFixup, EverythingElseIsLeftToFail) {
-  for (std::vector<uint8_t> insn : {std::vector<uint8_t>{0x0f, 0x01, 0xca},  // clac
+  for (std::vector<uint8_t> insn : {std::vector<uint8_t>{0x0f, 0x01, 0xca},              // clac
                                     std::vector<uint8_t>{0xf3, 0x48, 0x0f, 0xb8, 0xc7},  // popcnt
                                     std::vector<uint8_t>{}}) {
     EXPECT_EQ(fixup_for(insn).kind, InsnFixup::Kind::None);

@@ -8,7 +8,10 @@ namespace {
 
 class FakeIrq : public IrqLine {
  public:
-  void set_level(bool asserted) override { level = asserted; ++changes; }
+  void set_level(bool asserted) override {
+    level = asserted;
+    ++changes;
+  }
   void pulse() override { ++changes; }
   bool level = false;
   int changes = 0;

@@ -97,8 +97,7 @@ uint8_t Serial::read_register(uint16_t offset) {
     case kLsr:
       return static_cast<uint8_t>(kLsrThre | kLsrTemt | (rx_.empty() ? 0 : kLsrDataReady));
     case kMsr:
-      return (regs_.mcr & kMcrLoop) ? static_cast<uint8_t>((regs_.mcr & 0x0f) << 4)
-                                    : regs_.msr;
+      return (regs_.mcr & kMcrLoop) ? static_cast<uint8_t>((regs_.mcr & 0x0f) << 4) : regs_.msr;
     case kScr:
       return regs_.scr;
     default:

@@ -3,13 +3,12 @@
 // it; request numbers come from <linux/kvm.h>. Errors carry the ioctl name.
 #pragma once
 
-#include "ferry/kernel-interfaces/linux_kvm.h"
-
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <vector>
 
+#include "ferry/kernel-interfaces/linux_kvm.h"
 #include "ferry/kernel-interfaces/mapping.h"
 #include "ferry/kernel-interfaces/unique_fd.h"
 

@@ -9,10 +9,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "ferry/kernel-interfaces/unique_fd.h"
 #include "ferry/vmm/vmm_error.h"

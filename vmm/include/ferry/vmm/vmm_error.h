@@ -38,7 +38,7 @@ enum class VmmErrc {
 
 struct VmmError {
   VmmErrc errc = VmmErrc::Invalid;
-  std::string detail;                // what, with the relevant values (slot, gpa, path)
+  std::string detail;  // what, with the relevant values (slot, gpa, path)
   std::optional<kernel::SysError> cause;
 
   /// "create vCPU 1: KVM_CREATE_VCPU: Invalid argument (errno 22)".
