@@ -10,20 +10,13 @@ namespace ferry::vmm {
 
 namespace {
 
-// The bus keeps a pointer to this forwarder; restore swaps the device behind it.
-class VirtioBlockDevice final : public BlockDevice, public MmioDevice {
+// One device object for the machine's life: a migrated state is loaded into it, so the
+// bus's and the migration engine's references to it stay valid.
+class VirtioBlockDevice final : public BlockDevice {
  public:
-  VirtioBlockDevice(GuestMemory& memory, IrqLine& irq, BlockConfig config,
-                    std::unique_ptr<VirtioBlock> device)
-      : memory_(memory), irq_(irq), config_(std::move(config)), device_(std::move(device)) {}
+  explicit VirtioBlockDevice(std::unique_ptr<VirtioBlock> device) : device_(std::move(device)) {}
 
-  MmioDevice& transport() override { return *this; }
-  void mmio_read(uint64_t offset, std::span<uint8_t> data) override {
-    device_->mmio().mmio_read(offset, data);
-  }
-  void mmio_write(uint64_t offset, std::span<const uint8_t> data) override {
-    device_->mmio().mmio_write(offset, data);
-  }
+  MmioDevice& transport() override { return device_->mmio(); }
   void quiesce() override { device_->quiesce(); }
   void unquiesce() override { device_->resume(); }
 
@@ -43,8 +36,6 @@ class VirtioBlockDevice final : public BlockDevice, public MmioDevice {
     if (!r.at_end()) {
       return fail(vmm_error(VmmErrc::RestoreState, "virtio-blk state: trailing bytes"));
     }
-    // Into the same device object: the migration engine may still hold its
-    // MigratableDisk reference.
     if (auto loaded = device_->load_state(*state); !loaded) {
       return fail(loaded.error());
     }
@@ -54,9 +45,6 @@ class VirtioBlockDevice final : public BlockDevice, public MmioDevice {
   migration::MigratableDisk& migratable() override { return *device_; }
 
  private:
-  GuestMemory& memory_;
-  IrqLine& irq_;
-  BlockConfig config_;
   std::unique_ptr<VirtioBlock> device_;
 };
 
@@ -83,8 +71,7 @@ VmmResult<std::unique_ptr<BlockDevice>> BlockDevice::create(GuestMemory& memory,
   if (!device) {
     return fail(device.error());
   }
-  return std::unique_ptr<BlockDevice>(
-      new VirtioBlockDevice(memory, irq, std::move(block), std::move(*device)));
+  return std::unique_ptr<BlockDevice>(new VirtioBlockDevice(std::move(*device)));
 }
 
 }  // namespace ferry::vmm
