@@ -1,11 +1,11 @@
 #include "ferry/predictor/placement.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <tuple>
-
-#include <fmt/format.h>
 
 namespace ferry::predictor {
 namespace {

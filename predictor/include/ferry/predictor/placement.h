@@ -51,13 +51,13 @@ struct PlacementPolicy {
 /// Why a host cannot take a guest (Fits = it can).
 enum class HostFit {
   Fits,
-  Source,       // the host being evacuated
-  Excluded,     // in the caller's exclusion set (e.g. a migration there just failed)
-  AtRisk,       // itself chosen for evacuation
-  OutOfService, // drained or out of service
-  TooRisky,     // risk > max_destination_risk, or not a finite number
-  NoMemory,     // not enough memory left once the headroom is kept
-  NoVcpus,      // not enough vCPUs left
+  Source,        // the host being evacuated
+  Excluded,      // in the caller's exclusion set (e.g. a migration there just failed)
+  AtRisk,        // itself chosen for evacuation
+  OutOfService,  // drained or out of service
+  TooRisky,      // risk > max_destination_risk, or not a finite number
+  NoMemory,      // not enough memory left once the headroom is kept
+  NoVcpus,       // not enough vCPUs left
 };
 
 /// Whether `host` can take `guest` under `policy`, and if not, the first reason why.
@@ -66,7 +66,8 @@ HostFit host_fit(const HostCapacity& host, const GuestDemand& guest, std::string
 
 /// Candidate destinations for one guest, best first: excludes the source, `excluded`
 /// hosts (e.g. where this guest's migration just failed), at-risk, out-of-service, too-risky
-/// and too-full hosts; ranks lower risk first, then more free memory share (spreads load), then name.
+/// and too-full hosts; ranks lower risk first, then more free memory share (spreads load), then
+/// name.
 std::vector<std::string> rank_destinations(const std::vector<HostCapacity>& hosts,
                                            const GuestDemand& guest, std::string_view source,
                                            const std::set<std::string>& excluded,
