@@ -22,7 +22,6 @@ constexpr uint8_t kIntTypeExtInt = 3;
 constexpr uint8_t kLapicVersion = 0x14;
 constexpr uint8_t kIoapicVersion = 0x11;
 constexpr uint64_t kFloatingBytes = 16;
-constexpr uint64_t kHeaderBytes = 44;
 
 class Writer {
  public:
