@@ -52,5 +52,19 @@ TEST(LeBytes, BlobLengthIsCheckedBeforeCopying) {
   EXPECT_FALSE(r2.blob(blob, 9)) << "over the caller's cap";
 }
 
+TEST(LeBytes, EmptyReadsIntoEmptyBuffersAreFine) {
+  // Found by tests/fuzz/wire_fuzzer: bytes() into an empty vector (null data()) passed a
+  // null pointer to memcpy, which UBSan reports even for 0 bytes.
+  std::vector<uint8_t> none;
+  ByteReader r(none);
+  std::vector<uint8_t> out;
+  EXPECT_TRUE(r.bytes(out));
+  EXPECT_TRUE(r.at_end());
+  const std::vector<uint8_t> one{9};
+  ByteReader r1(one);
+  EXPECT_TRUE(r1.bytes(out));
+  EXPECT_EQ(r1.position(), 0u);
+}
+
 }  // namespace
 }  // namespace ferry

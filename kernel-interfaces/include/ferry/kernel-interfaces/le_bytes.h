@@ -54,7 +54,10 @@ class ByteReader {
       ok_ = false;
       return false;
     }
-    std::memcpy(out.data(), in_.data() + pos_, out.size());
+    // memcpy with a null pointer is undefined even for 0 bytes (an empty vector's data()).
+    if (!out.empty()) {
+      std::memcpy(out.data(), in_.data() + pos_, out.size());
+    }
     pos_ += out.size();
     return true;
   }
