@@ -120,8 +120,26 @@ std::optional<std::string> read_line(int fd, std::string& buffer, size_t max, in
 
 }  // namespace
 
+Result<nlohmann::json, std::string> parse_control_request(std::string_view line) {
+  auto request = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (request.is_discarded() || !request.is_object()) {
+    return fail(std::string("request is not a JSON object"));
+  }
+  auto cmd = request.find("cmd");
+  if (cmd == request.end() || !cmd->is_string()) {
+    return fail(std::string("request has no string \"cmd\""));
+  }
+  return request;
+}
+
+std::string encode_control_line(const nlohmann::json& line) {
+  // dump() throws on invalid UTF-8 by default, which would end the server thread (and the
+  // VMM) over a reply quoting bytes from a migration peer.
+  return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
 bool ControlResponder::send(const nlohmann::json& line) {
-  return write_all_fd(fd_, line.dump() + "\n");
+  return write_all_fd(fd_, encode_control_line(line));
 }
 
 VmmResult<std::unique_ptr<ControlServer>> ControlServer::create(const std::string& path) {
@@ -213,14 +231,12 @@ void ControlServer::serve_client(int fd) {
 }
 
 nlohmann::json ControlServer::dispatch(const std::string& line, ControlResponder& responder) {
-  auto request = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (request.is_discarded() || !request.is_object()) {
-    return {{"ok", false}, {"error", "request is not a JSON object"}};
+  auto parsed = parse_control_request(line);
+  if (!parsed) {
+    return {{"ok", false}, {"error", parsed.error()}};
   }
+  const nlohmann::json& request = *parsed;
   auto cmd = request.find("cmd");
-  if (cmd == request.end() || !cmd->is_string()) {
-    return {{"ok", false}, {"error", "request has no string \"cmd\""}};
-  }
   auto handler = handlers_.find(cmd->get<std::string>());
   if (handler == handlers_.end()) {
     std::string known;

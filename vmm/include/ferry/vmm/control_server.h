@@ -11,6 +11,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "ferry/kernel-interfaces/unique_fd.h"
@@ -34,6 +35,14 @@ using ControlHandler =
 
 /// Largest request line accepted; longer lines are refused without being buffered.
 inline constexpr size_t kMaxControlRequestBytes = 64 * 1024;
+
+/// Parses one request line: a JSON object with a string "cmd", or the error text the
+/// server replies with. Pure (the server's first step on every line; fuzzed).
+Result<nlohmann::json, std::string> parse_control_request(std::string_view line);
+
+/// One reply or event line as sent: compact JSON plus '\n'. Strings that are not valid
+/// UTF-8 (a peer's error text, say) get U+FFFD instead of making the encoder throw.
+std::string encode_control_line(const nlohmann::json& line);
 
 class ControlServer {
  public:
