@@ -173,14 +173,18 @@ Result<void, CodecError> BlockDecoder::decode(PageCodec codec, std::span<const u
       if (!payload.empty()) {
         return fail(CodecError{"zero block carries a payload"});
       }
-      std::memset(out.data(), 0, out.size());
+      if (!out.empty()) {  // an empty span's data() may be null: UB for memset even at 0
+        std::memset(out.data(), 0, out.size());
+      }
       break;
     case PageCodec::Raw:
       if (payload.size() != out.size()) {
         return fail(CodecError{
             fmt::format("raw payload is {} bytes, expected {}", payload.size(), out.size())});
       }
-      std::memcpy(out.data(), payload.data(), out.size());
+      if (!out.empty()) {
+        std::memcpy(out.data(), payload.data(), out.size());
+      }
       break;
     case PageCodec::Zstd: {
       if (dctx_ == nullptr) {

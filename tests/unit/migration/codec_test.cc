@@ -166,5 +166,17 @@ TEST(Codec, LevelControllerAdaptsToBackPressure) {
   EXPECT_EQ(a.level(), 0);
 }
 
+TEST(Codec, EmptyBlocksDecodeWithoutTouchingNullBuffers) {
+  // Found by tests/fuzz/page_codec_fuzzer: Zero and Raw into an empty output called
+  // memset/memcpy on a null data() (UBSan). Ferry never decodes empty blocks (extents are
+  // 1..kMaxDiskExtent bytes), but the API takes any span.
+  BlockDecoder dec;
+  std::vector<uint8_t> none;
+  EXPECT_TRUE(dec.decode(PageCodec::Zero, {}, wire_hash(none), none));
+  EXPECT_TRUE(dec.decode(PageCodec::Raw, {}, wire_hash(none), none));
+  const std::vector<uint8_t> one{1};
+  EXPECT_FALSE(dec.decode(PageCodec::Raw, one, wire_hash(none), none));
+}
+
 }  // namespace
 }  // namespace ferry::migration
