@@ -8,6 +8,8 @@ packages=(
   linux-libc-dev liburing-dev libexpected-dev libzstd-dev libxxhash-dev libssl-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev nlohmann-json3-dev libcli11-dev
   libxgboost-dev zlib1g-dev
+  # The fleet: etcd (tests start their own), network namespaces for the end-to-end test.
+  etcd-server iproute2
   # Linux guest preparation (tests/linux): kernel and busybox unpacking.
   xz-utils zstd lz4 cpio
   # The test guest is also checked under QEMU (multiboot path), and bench/ compares to it.

@@ -14,5 +14,7 @@ void add_demo_command(CLI::App& app, int& exit_code);
 void add_model_command(CLI::App& app, int& exit_code);
 void add_report_command(CLI::App& app, int& exit_code);
 void add_tls_command(CLI::App& app, int& exit_code);
+void add_agent_command(CLI::App& app, int& exit_code);
+void add_fleet_command(CLI::App& app, int& exit_code);
 
 }  // namespace ferry::tools

@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   ferry::tools::add_model_command(app, exit_code);
   ferry::tools::add_report_command(app, exit_code);
   ferry::tools::add_tls_command(app, exit_code);
+  ferry::tools::add_agent_command(app, exit_code);
+  ferry::tools::add_fleet_command(app, exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }
