@@ -224,9 +224,11 @@ DayStats run_day(FleetState& st, const Fleet& fleet, int32_t day, const Decision
 
 void score_alarms(const FleetState& st, const Fleet& fleet, int horizon,
                   std::vector<DayStats>& days) {
-  for (const auto& [host, day] : st.evacuations) {
+  for (const auto& evacuation : st.evacuations) {
+    const uint32_t host = evacuation.first;
+    const int32_t day = evacuation.second;
     auto it =
-        std::find_if(days.begin(), days.end(), [&](const DayStats& d) { return d.day == day; });
+        std::find_if(days.begin(), days.end(), [day](const DayStats& d) { return d.day == day; });
     if (it == days.end()) {
       continue;
     }

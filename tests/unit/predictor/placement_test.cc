@@ -102,6 +102,7 @@ TEST(Placement, PlanSpreadsGuestsAcrossEqualHosts) {
     hosts.push_back(host("h" + std::to_string(i), 0.001, 32768));
   }
   std::vector<GuestDemand> guests;
+  guests.reserve(8);
   for (int i = 0; i < 8; ++i) {
     guests.push_back({"g" + std::to_string(i), 2048, 2});
   }
@@ -152,6 +153,7 @@ TEST(Placement, DeterministicAndBestMatchesRanking) {
   std::uniform_real_distribution<double> risk(0.0, 0.08);
   std::uniform_int_distribution<uint64_t> used(0, 60000);
   std::vector<HostCapacity> hosts;
+  hosts.reserve(300);
   for (int i = 0; i < 300; ++i) {
     // Few distinct risks and used-memory levels, so the tie-breaks are exercised.
     hosts.push_back(host("h" + std::to_string(i), std::round(risk(rng) * 100) / 100, 65536,
@@ -170,8 +172,9 @@ TEST(Placement, DeterministicAndBestMatchesRanking) {
   std::shuffle(shuffled.begin(), shuffled.end(), rng);
   EXPECT_EQ(rank_destinations(shuffled, g, "h0", {"h1"}, p), ranked);
   std::vector<GuestDemand> guests;
+  guests.reserve(40);
   for (int i = 0; i < 40; ++i) {
-    guests.push_back({"g" + std::to_string(i), 1024u * (1 + i % 5), 1u + i % 3});
+    guests.push_back({"g" + std::to_string(i), uint64_t{1024} * (1 + i % 5), 1u + i % 3});
   }
   const auto a = plan_evacuation(hosts, guests, "h0", p);
   const auto b = plan_evacuation(shuffled, guests, "h0", p);
