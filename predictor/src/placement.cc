@@ -46,7 +46,8 @@ std::string placed_reason(const HostCapacity& h, const GuestDemand& g) {
 // timeline says whether the fleet is full or merely unhealthy.
 std::string unplaced_reason(const std::vector<HostCapacity>& hosts, const GuestDemand& g,
                             std::string_view source, const PlacementPolicy& policy) {
-  std::array<std::size_t, 8> counts{};
+  // One counter per HostFit value; NoVcpus is the last one.
+  std::array<std::size_t, static_cast<std::size_t>(HostFit::NoVcpus) + 1> counts{};
   const std::set<std::string> none;
   for (const auto& h : hosts) {
     ++counts[static_cast<std::size_t>(host_fit(h, g, source, none, policy))];
