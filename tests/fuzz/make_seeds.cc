@@ -23,7 +23,8 @@ using Bytes = std::vector<uint8_t>;
 
 void save(const std::string& path, const Bytes& bytes) {
   std::ofstream(path, std::ios::binary)
-      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+      .write(reinterpret_cast<const char*>(bytes.data()),
+             static_cast<std::streamsize>(bytes.size()));
   std::printf("%s: %zu bytes\n", path.c_str(), bytes.size());
 }
 
@@ -95,8 +96,8 @@ Bytes ring_ram() {
   desc(0, 0x4000, 16, ferry::vmm::kVirtqDescFNext, 1);
   desc(1, 0x5000, 512, ferry::vmm::kVirtqDescFNext | ferry::vmm::kVirtqDescFWrite, 2);
   desc(2, 0x6000, 1, ferry::vmm::kVirtqDescFWrite, 0);
-  desc(3, 0x7000, 4096, 0, 0);                                    // one readable buffer
-  desc(4, 0x100000, 4096, ferry::vmm::kVirtqDescFWrite, 0);       // in the high region
+  desc(3, 0x7000, 4096, 0, 0);                               // one readable buffer
+  desc(4, 0x100000, 4096, ferry::vmm::kVirtqDescFWrite, 0);  // in the high region
   put<uint16_t>(ram, kAvail + 4, 0);
   put<uint16_t>(ram, kAvail + 6, 3);
   put<uint16_t>(ram, kAvail + 8, 4);
@@ -104,28 +105,46 @@ Bytes ring_ram() {
   return ram;
 }
 
-Bytes virtqueue_seed() {
+// `last_avail` != 0 is a queue restored mid-stream (indices wrap at 2^16).
+Bytes virtqueue_seed(Bytes ram, uint16_t last_avail = 0) {
   Bytes b;
   le<uint16_t>(b, 3);  // 1 << 3 = 8 entries
   le<uint32_t>(b, kDesc);
   le<uint32_t>(b, kAvail);
   le<uint16_t>(b, kUsed);
-  le<uint16_t>(b, 0);  // last_avail_idx
-  le<uint8_t>(b, 0);   // default chain cap
-  Bytes ram = ring_ram();
+  le<uint16_t>(b, last_avail);
+  le<uint8_t>(b, 0);  // default chain cap
   b.insert(b.end(), ram.begin(), ram.end());
   return b;
 }
 
-Bytes mmio_seed() {
+// A chain whose next fields loop (0 -> 1 -> 0), the walker must stop at the queue size.
+Bytes loop_ram() {
+  Bytes ram = ring_ram();
+  put<uint16_t>(ram, kDesc + 16 * 2 + 12,
+                ferry::vmm::kVirtqDescFNext | ferry::vmm::kVirtqDescFWrite);
+  put<uint16_t>(ram, kDesc + 16 * 2 + 14, 0);
+  return ram;
+}
+
+// Avail ring idx just past a wrap: last_avail 0xfffe, idx 1 -> three chains pending.
+Bytes wrapped_ram() {
+  Bytes ram = ring_ram();
+  put<uint16_t>(ram, kAvail + 2, 1);
+  return ram;
+}
+
+// `migrate`: instead of resetting at the end, save and restore the transport (op kind
+// 0x71 is a 4-byte write that also does that) and notify again.
+Bytes mmio_seed(bool migrate) {
   using namespace ferry::vmm;
   namespace reg = virtio_mmio_reg;
   Bytes ram = ring_ram();
   Bytes b;
   le<uint16_t>(b, static_cast<uint16_t>(ram.size()));
   b.insert(b.end(), ram.begin(), ram.end());
-  auto write = [&](uint64_t off, uint32_t v) {
-    b.push_back(1);  // 4-byte write
+  auto write = [&](uint64_t off, uint32_t v, uint8_t kind = 1) {
+    b.push_back(kind);  // 1: 4-byte write
     le<uint16_t>(b, static_cast<uint16_t>(off));
     le<uint32_t>(b, v);
   };
@@ -154,7 +173,11 @@ Bytes mmio_seed() {
   read(reg::kInterruptStatus);
   write(reg::kInterruptAck, 1);
   read(kVirtioMmioConfigOffset);
-  write(reg::kStatus, 0);  // reset
+  if (migrate) {
+    write(reg::kQueueNotify, 0, 0x71);
+  } else {
+    write(reg::kStatus, 0);  // reset
+  }
   return b;
 }
 
@@ -184,7 +207,10 @@ int main(int argc, char** argv) {
   save(dir + "/boot/pvh", boot_seed(0, t::pvh_vmlinux(), "root=/dev/vda", 64));
   save(dir + "/boot/bzimage", boot_seed(0, t::bzimage(), "console=ttyS0 quiet", 128));
 
-  save(dir + "/virtqueue/three_chains", virtqueue_seed());
-  save(dir + "/virtio_mmio/init_notify_reset", mmio_seed());
+  save(dir + "/virtqueue/three_chains", virtqueue_seed(ring_ram()));
+  save(dir + "/virtqueue/looping_chain", virtqueue_seed(loop_ram()));
+  save(dir + "/virtqueue/restored_wrapped", virtqueue_seed(wrapped_ram(), 0xfffe));
+  save(dir + "/virtio_mmio/init_notify_reset", mmio_seed(false));
+  save(dir + "/virtio_mmio/init_notify_migrate", mmio_seed(true));
   return 0;
 }
