@@ -8,14 +8,15 @@
 #   --seconds N     run each target N seconds (default 60; CI uses 40, a long run 600)
 #   --jobs J        run J targets at a time, one process each (default 1)
 #   --build-dir D   build tree with FERRY_FUZZ=ON (default build-fuzz); configured with clang,
-#                   FERRY_SANITIZE=ON and FERRY_FUZZ=ON and built if it has no fuzzers yet
+#                   FERRY_SANITIZE=ON and FERRY_FUZZ=ON if missing; the targets are built
+#                   incrementally first (FUZZ_BUILD_JOBS, default 2)
 #   --only NAME     run only this target (repeatable; "wire" or "wire_fuzzer")
 #   --make-seeds    regenerate tests/fuzz/corpus/ (generated and copied seeds) and exit
 #   --keep          keep the work directory (grown corpora, logs) and print its path
 #
 # Seeds are copied to a temporary directory first: the repository is never written. A
 # crash leaves its input in the work directory, whose path is printed; the script then
-# exits 1. Per target it prints executions, final coverage and corpus size.
+# exits 1. Per target it prints executions, coverage at start and end, and corpus size.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
