@@ -2,6 +2,9 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <cinttypes>
+#include <cstdio>
+
 #include "commands.h"
 #include "ferry/vmm/control_server.h"
 #include "ferry/vmm/machine.h"
@@ -21,6 +24,8 @@ struct RunOptions {
   uint32_t cpus = 1;
   std::vector<std::string> disks;
   bool hugepages = false;
+  uint64_t fault_latency_us = 0;  // INJECTION: added to every guest disk request batch
+  std::string fault_eio;          // INJECTION: FIRST:COUNT sectors fail with EIO
 };
 
 vmm::VmmResult<vmm::VmConfig> build_config(const RunOptions& o) {
@@ -69,6 +74,26 @@ int run_boot(const RunOptions& options) {
   if (!machine) {
     print_error("run", machine.error().message());
     return 1;
+  }
+  if (options.fault_latency_us != 0 || !options.fault_eio.empty()) {
+    vmm::BlockFaultInjection faults;
+    faults.latency = std::chrono::microseconds(options.fault_latency_us);
+    if (!options.fault_eio.empty() &&
+        std::sscanf(options.fault_eio.c_str(), "%" SCNu64 ":%" SCNu64, &faults.eio_first_sector,
+                    &faults.eio_sector_count) != 2) {
+      print_error("run", fmt::format("bad --inject-disk-eio '{}': expected FIRST:COUNT sectors",
+                                     options.fault_eio));
+      return 2;
+    }
+    for (std::size_t i = 0; i < options.disks.size(); ++i) {
+      if (auto ok = (*machine)->set_disk_faults(i, faults); !ok) {
+        print_error("run", ok.error().message());
+        return 1;
+      }
+    }
+    std::fprintf(stderr, "ferry run: FAULT INJECTION on every disk: +%" PRIu64 " us per request "
+                 "batch, EIO on %" PRIu64 " sectors from %" PRIu64 "\n",
+                 options.fault_latency_us, faults.eio_sector_count, faults.eio_first_sector);
   }
   std::unique_ptr<vmm::ControlServer> control;
   if (!open_control(options.control, control)) {
@@ -130,6 +155,11 @@ void add_run_command(CLI::App& app, int& exit_code) {
                   "Track dirty pages for migration with per-vCPU dirty rings of N entries "
                   "(power of two) instead of the dirty bitmap");
   run->add_flag("--hugepages", options->hugepages, "Back guest RAM with hugetlbfs pages");
+  run->add_option("--inject-disk-latency-us", options->fault_latency_us,
+                  "INJECTION (tests/demos): add this latency to every guest disk request batch");
+  run->add_option("--inject-disk-eio", options->fault_eio,
+                  "INJECTION (tests/demos): guest requests touching sectors FIRST:COUNT fail "
+                  "with EIO");
   run->add_option("--incoming", options->incoming,
                   "Receive a migrating guest on tcp:ADDR:PORT instead of booting one; --disk "
                   "then names where each migrated disk is written (new file or same size)");

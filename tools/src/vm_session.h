@@ -14,6 +14,10 @@ namespace ferry::tools {
 /// Registers status/pause/resume/quit handlers for `machine` on `server`.
 void add_basic_control_handlers(vmm::ControlServer& server, vmm::Machine& machine);
 
+/// The fields of an "inject-disk-fault" request (latency_us, eio_first_sector, eio_sectors);
+/// an error naming the fields when one is not an unsigned integer in range.
+Result<vmm::BlockFaultInjection, std::string> disk_faults_from_json(const nlohmann::json& request);
+
 /// JSON form of a machine status for control replies.
 nlohmann::json status_json(const vmm::MachineStatus& status);
 

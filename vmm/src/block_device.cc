@@ -43,6 +43,9 @@ class VirtioBlockDevice final : public BlockDevice {
   }
 
   migration::MigratableDisk& migratable() override { return *device_; }
+  void set_fault_injection(const BlockFaultInjection& faults) override {
+    device_->set_fault_injection(faults);
+  }
 
  private:
   std::unique_ptr<VirtioBlock> device_;

@@ -9,6 +9,7 @@
 
 #include "ferry/migration/vm_interface.h"
 #include "ferry/vmm/bus.h"
+#include "ferry/vmm/devices/block_backend.h"
 #include "ferry/vmm/guest_memory.h"
 #include "ferry/vmm/vm_config.h"
 
@@ -26,6 +27,8 @@ class BlockDevice {
   virtual VmmResult<std::vector<uint8_t>> save_state() = 0;
   virtual VmmResult<void> restore_state(std::span<const uint8_t> blob) = 0;
   virtual migration::MigratableDisk& migratable() = 0;
+  /// Test and demo fault injection on guest requests (latency, EIO ranges); off by default.
+  virtual void set_fault_injection(const BlockFaultInjection& faults) = 0;
 };
 
 }  // namespace ferry::vmm

@@ -463,4 +463,13 @@ MachineStatus KvmMachine::status() const {
 
 migration::MigratableVm& KvmMachine::migratable() { return *adapter_; }
 
+VmmResult<void> KvmMachine::set_disk_faults(std::size_t index, const BlockFaultInjection& faults) {
+  if (index >= disks_.size()) {
+    return fail(vmm_error(VmmErrc::BadConfig, fmt::format("no disk {} (this machine has {})",
+                                                          index, disks_.size())));
+  }
+  disks_[index]->set_fault_injection(faults);
+  return {};
+}
+
 }  // namespace ferry::vmm

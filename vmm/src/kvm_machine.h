@@ -38,6 +38,7 @@ class KvmMachine final : public Machine {
   VmmResult<void> resume() override;
   void stop(MachineExit exit) override;
   MachineStatus status() const override;
+  VmmResult<void> set_disk_faults(std::size_t index, const BlockFaultInjection& faults) override;
   const VmConfig& config() const override { return config_; }
   GuestMemory& memory() override { return *memory_; }
   migration::MigratableVm& migratable() override;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "ferry/migration/vm_interface.h"
+#include "ferry/vmm/devices/block_backend.h"
 #include "ferry/vmm/vm_config.h"
 #include "ferry/vmm/vmm_error.h"
 
@@ -63,6 +64,9 @@ class Machine {
   virtual GuestMemory& memory() = 0;
   /// The view the migration engine drives (source or destination side).
   virtual migration::MigratableVm& migratable() = 0;
+  /// Injects faults into guest requests of disk `index` (tests and demos; never on by
+  /// default). An all-zero `faults` clears them. BadConfig for a disk that does not exist.
+  virtual VmmResult<void> set_disk_faults(std::size_t index, const BlockFaultInjection& faults) = 0;
 };
 
 /// Maps an exit to the `ferry run` process status: the guest's exit-port byte, 124 for
