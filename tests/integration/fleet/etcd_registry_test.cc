@@ -203,5 +203,48 @@ TEST_F(EtcdTest, AtRiskOrDepartedHostsTakeNoReservation) {
   EXPECT_FALSE(*source.reserve("nowhere", {"g1", 32, 1}));
 }
 
+// Fault injection reaches the fleet: an agent replaying a synthetic CPU-frequency anomaly
+// publishes a higher risk than one reading this host's live (healthy) CPU telemetry.
+TEST_F(EtcdTest, InjectedCpuAnomalyRaisesThePublishedRisk) {
+  const std::string model = dir_ + "/cpu.json";
+  auto trained = run_command({ferry_binary(), "model", "train", "--cpu-synth", "--rounds", "30",
+                              "--all-days", "--out", model},
+                             120s);
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  auto agent_argv = [&](const std::string& name, const std::vector<std::string>& extra) {
+    std::vector<std::string> argv{ferry_binary(), "agent",      "--name",      name,
+                                  "--etcd",       endpoint_,    "--address",   "127.0.0.1",
+                                  "--state-dir",  dir_ + "/" + name, "--cpu-model", model,
+                                  "--poll-ms",    "200"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return argv;
+  };
+  Subprocess sick(agent_argv("sick", {"--inject-cpu-anomaly", "sustained_drop", "--replay-lead", "2"}));
+  Subprocess live(agent_argv("live", {"--live-cpu"}));
+  EtcdClient etcd(endpoint_);
+  FleetRegistry reader(etcd, "reader");
+  std::vector<HostRecord> hosts;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto h = reader.hosts();
+        if (!h || h->size() != 2 || (*h)[0].devices.empty() || (*h)[1].devices.empty()) {
+          return false;
+        }
+        hosts = *h;
+        return true;
+      },
+      30s))
+      << sick.out() << sick.err() << live.out() << live.err();
+  const HostRecord& live_host = hosts[0].name == "live" ? hosts[0] : hosts[1];
+  const HostRecord& sick_host = hosts[0].name == "sick" ? hosts[0] : hosts[1];
+  EXPECT_EQ(sick_host.devices.front().kind, "cpu");
+  EXPECT_GT(sick_host.risk, live_host.risk)
+      << "sick " << sick_host.to_json().dump() << "\nlive " << live_host.to_json().dump();
+  EXPECT_NE(sick.out().find("replay of cpu"), std::string::npos)
+      << "the timeline says the telemetry is replayed: " << sick.out();
+  std::printf("published risk: injected sustained_drop %.4f, live CPU %.4f\n", sick_host.risk,
+              live_host.risk);
+}
+
 }  // namespace
 }  // namespace ferry::testing

@@ -6,6 +6,7 @@
 #include "ferry/agent/fleet_registry.h"
 #include "ferry/agent/guest_process.h"
 #include "ferry/agent/http_client.h"
+#include "ferry/agent/telemetry_feed.h"
 
 namespace ferry::agent {
 namespace {
@@ -138,6 +139,53 @@ TEST(HostRecord, JsonRoundTripAndCapacityView) {
 TEST(HostRecord, MissingFieldsAreRejectedNotGuessed) {
   EXPECT_FALSE(HostRecord::from_json(nlohmann::json{{"name", "x"}}));
   EXPECT_FALSE(HostRecord::from_json(nlohmann::json::array()));
+}
+
+}  // namespace
+}  // namespace ferry::agent
+
+namespace ferry::agent {
+namespace {
+
+predictor::LabelledDevice device_with_samples(std::size_t n) {
+  predictor::LabelledDevice d;
+  d.history.device_id = "S1";
+  d.history.host = "recorded-host";
+  d.history.model = "M";
+  for (std::size_t i = 0; i < n; ++i) {
+    d.history.samples.push_back({static_cast<int32_t>(i), {static_cast<float>(i)}});
+  }
+  return d;
+}
+
+TEST(ReplayFeed, RevealsTheHistoryStepByStepAsThisHost) {
+  auto feed = replay_feed(device_with_samples(10), "hosta", /*start_index=*/3, /*step=*/2);
+  auto first = feed->next();
+  EXPECT_EQ(first.host, "hosta") << "the replayed drive sits in this host";
+  EXPECT_EQ(first.samples.size(), 4u);
+  EXPECT_EQ(feed->next().samples.size(), 6u);
+  EXPECT_EQ(feed->next().samples.size(), 8u);
+  EXPECT_EQ(feed->next().samples.size(), 10u);
+  EXPECT_EQ(feed->next().samples.size(), 10u) << "stays at the end";
+  EXPECT_NE(feed->describe().find("S1"), std::string::npos);
+}
+
+TEST(ReplayFeed, StartBeyondTheEndShowsEverything) {
+  auto feed = replay_feed(device_with_samples(3), "h", 99, 1);
+  EXPECT_EQ(feed->next().samples.size(), 3u);
+}
+
+TEST(CpuAnomaly, EveryKnownKindYieldsAFailingSyntheticCpu) {
+  for (const char* kind : {"sustained_drop", "oscillation", "single_core_throttle"}) {
+    auto cpu = synthetic_cpu_anomaly(kind, 1);
+    ASSERT_TRUE(cpu) << kind << ": " << cpu.error();
+    EXPECT_EQ(cpu->anomaly, kind);
+    EXPECT_TRUE(cpu->failure_day.has_value());
+    EXPECT_EQ(cpu->history.kind, predictor::DeviceKind::Cpu);
+  }
+  auto unknown = synthetic_cpu_anomaly("meltdown", 1);
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().find("sustained_drop"), std::string::npos) << "lists the known kinds";
 }
 
 }  // namespace
