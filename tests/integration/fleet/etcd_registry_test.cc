@@ -6,7 +6,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <signal.h>
+
 #include <atomic>
+#include <filesystem>
 #include <thread>
 
 #include <fmt/format.h>
@@ -244,6 +247,43 @@ TEST_F(EtcdTest, InjectedCpuAnomalyRaisesThePublishedRisk) {
       << "the timeline says the telemetry is replayed: " << sick.out();
   std::printf("published risk: injected sustained_drop %.4f, live CPU %.4f\n", sick_host.risk,
               live_host.risk);
+}
+
+// An agent that dies does not take its booted guests with it, and its successor takes them
+// over instead of booting them twice.
+TEST_F(EtcdTest, RestartedAgentAdoptsTheGuestsItLeftRunning) {
+  FERRY_REQUIRE_KVM();
+  const std::string state = dir_ + "/host";
+  const std::vector<std::string> argv{
+      ferry_binary(), "agent",       "--name",       "h1",           "--etcd",
+      endpoint_,      "--address",   "127.0.0.1",    "--state-dir",  state,
+      "--poll-ms",    "200",         "--guest-kernel", test_guest(), "--guest",
+      "g1:32:1:wss=4 duration=20",   "--stop-guests-on-exit"};
+  auto first = std::make_unique<Subprocess>(argv);
+  ASSERT_TRUE(first->wait_for_output("GUEST-STARTED", 30s)) << first->out() << first->err();
+  first->kill(SIGKILL);
+  first.reset();
+  ASSERT_TRUE(wait_until([&] { return slurp(state + "/g1.serial").find("progress") != std::string::npos; },
+                         10s))
+      << "the guest keeps running without its agent: " << slurp(state + "/g1.serial");
+
+  Subprocess second(argv);
+  ASSERT_TRUE(second.wait_for_output("GUEST-ADOPTED", 30s)) << second.out() << second.err();
+  EXPECT_EQ(second.out().find("GUEST-STARTED"), std::string::npos) << "booted twice: " << second.out();
+  EXPECT_NE(second.out().find("g1: 32 MiB, 1 vCPU"), std::string::npos) << second.out();
+  EtcdClient etcd(endpoint_);
+  FleetRegistry reader(etcd, "reader");
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto hosts = reader.hosts();
+        return hosts && hosts->size() == 1 && (*hosts)[0].guests.size() == 1 &&
+               (*hosts)[0].guests[0].id == "g1";
+      },
+      10s));
+  second.kill(SIGTERM);  // --stop-guests-on-exit: the adopted guest is quit too
+  ASSERT_TRUE(second.wait(20s).has_value());
+  EXPECT_TRUE(wait_until([&] { return !std::filesystem::exists(state + "/g1.sock"); }, 10s))
+      << "the adopted guest was stopped with its agent";
 }
 
 }  // namespace

@@ -123,8 +123,38 @@ struct Agent::State {
     return load(options.disk_model, disk_model) && load(options.cpu_model, cpu_model);
   }
 
+  // Guests a previous agent left running here (their control sockets answer): taken over,
+  // not booted twice.
+  void adopt_guests() {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(options.state_dir, ec)) {
+      if (entry.path().extension() != ".sock") {
+        continue;
+      }
+      std::string id = entry.path().stem().string();
+      if (!valid_guest_id(id)) {
+        continue;
+      }
+      auto process = GuestProcess::adopt(id, options.state_dir);
+      if (!process) {
+        continue;  // a stale socket of a guest that ended
+      }
+      timeline.record("GUEST-ADOPTED",
+                      fmt::format("{}: {} MiB, {} vCPU, left running by a previous agent", id,
+                                  (*process)->spec().mem_mib, (*process)->spec().vcpus));
+      std::lock_guard lock(mutex);
+      guests[id] = OwnedGuest{std::move(*process), false};
+    }
+  }
+
   bool boot_guests() {
     for (const auto& spec : options.guests) {
+      {
+        std::lock_guard lock(mutex);
+        if (guests.count(spec.id) != 0) {
+          continue;  // adopted
+        }
+      }
       auto process = GuestProcess::boot(options.ferry_binary, spec, options.state_dir);
       if (!process) {
         std::fprintf(stderr, "ferry agent: cannot start guest %s: %s\n", spec.id.c_str(),
@@ -729,6 +759,7 @@ int Agent::run(const std::atomic<bool>& stop) {
                                 s.options.etcd, s.options.address, s.options.mem_mib,
                                 s.options.vcpus, s.options.poll.count(), s.options.lease_ttl_s,
                                 feeds.empty() ? std::string("none") : fmt::format("{}", fmt::join(feeds, "; "))));
+  s.adopt_guests();
   if (!s.boot_guests()) {
     s.stop_guests();
     (void)s.registry.close_lease();

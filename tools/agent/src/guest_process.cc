@@ -11,6 +11,8 @@
 
 #include <fmt/format.h>
 
+#include "ferry/vmm/control_server.h"
+
 namespace ferry::agent {
 namespace {
 
@@ -158,8 +160,37 @@ Result<std::unique_ptr<GuestProcess>, ProcessError> GuestProcess::receive(
   return spawn(spec, argv, state_dir, control, /*die_with_parent=*/true);
 }
 
+Result<std::unique_ptr<GuestProcess>, ProcessError> GuestProcess::adopt(
+    const std::string& id, const std::string& state_dir) {
+  std::string control = fmt::format("{}/{}.sock", state_dir, id);
+  auto reply = vmm::control_request(control, {{"cmd", "status"}}, nullptr, 1000);
+  if (!reply || !reply->value("ok", false)) {
+    return fail(ProcessError{fmt::format("no VMM answers on {}", control)});
+  }
+  const auto& status = (*reply)["status"];
+  GuestSpec spec;
+  spec.id = id;
+  spec.mem_mib = status.value("memory_bytes", uint64_t{0}) >> 20;
+  spec.vcpus = status.value("vcpus", 1u);
+  auto process = std::unique_ptr<GuestProcess>(
+      new GuestProcess(spec, -1, control, fmt::format("{}/{}.serial", state_dir, id)));
+  process->adopted_ = true;
+  return process;
+}
+
 std::optional<int> GuestProcess::poll_exit() {
-  if (exit_status_ || pid_ <= 0) {
+  if (exit_status_) {
+    return exit_status_;
+  }
+  if (adopted_) {
+    // Not our child: it is alive while its control socket answers.
+    auto reply = vmm::control_request(control_, {{"cmd", "status"}}, nullptr, 1000);
+    if (!reply && reply.error().message().find("connect") != std::string::npos) {
+      exit_status_ = -1;
+    }
+    return exit_status_;
+  }
+  if (pid_ <= 0) {
     return exit_status_;
   }
   int status = 0;
@@ -171,6 +202,11 @@ std::optional<int> GuestProcess::poll_exit() {
 }
 
 void GuestProcess::kill() {
+  if (adopted_ && !poll_exit()) {
+    vmm::control_request(control_, {{"cmd", "quit"}}, nullptr, 2000);
+    exit_status_ = -1;
+    return;
+  }
   if (pid_ > 0 && !poll_exit()) {
     ::kill(pid_, SIGKILL);
     int status = 0;

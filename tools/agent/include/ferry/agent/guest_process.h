@@ -47,6 +47,11 @@ class GuestProcess {
   /// Boots `spec` with `ferry_binary run`, serial to <state_dir>/<id>.serial.
   static Result<std::unique_ptr<GuestProcess>, ProcessError> boot(
       const std::string& ferry_binary, const GuestSpec& spec, const std::string& state_dir);
+  /// Takes over a guest VMM that is already running (left by a previous agent) through its
+  /// control socket; nullopt-like error when nothing answers there. Its memory and vCPUs
+  /// come from the VMM's status.
+  static Result<std::unique_ptr<GuestProcess>, ProcessError> adopt(const std::string& id,
+                                                                   const std::string& state_dir);
   /// Starts `ferry_binary run --incoming <listen>` for `spec`, dying with this process.
   static Result<std::unique_ptr<GuestProcess>, ProcessError> receive(
       const std::string& ferry_binary, const GuestSpec& spec, const std::string& listen,
@@ -57,9 +62,11 @@ class GuestProcess {
   const std::string& control_path() const { return control_; }
   const std::string& serial_path() const { return serial_; }
 
-  /// The exit status once the process ended (128 + signal if killed), else nullopt.
+  bool adopted() const { return adopted_; }
+  /// The exit status once the process ended (128 + signal if killed; -1 for an adopted
+  /// guest, whose status only its parent saw), else nullopt.
   std::optional<int> poll_exit();
-  /// SIGKILL and reap.
+  /// SIGKILL and reap (an adopted guest is asked to quit instead).
   void kill();
 
  private:
@@ -72,6 +79,7 @@ class GuestProcess {
   GuestSpec spec_;
   pid_t pid_ = -1;
   std::optional<int> exit_status_;
+  bool adopted_ = false;
   std::string control_;
   std::string serial_;
 };

@@ -1,6 +1,6 @@
 // The evacuation timeline: an incident log of what an agent decided and did, one line per
 // event, "<UTC time> <host> <EVENT> <detail>", appended to a file and echoed to stdout.
-// Events: STARTED, GUEST-STARTED, GUEST-EXITED, PREDICTED, EVACUATION-STARTED,
+// Events: STARTED, GUEST-STARTED, GUEST-ADOPTED, GUEST-EXITED, PREDICTED, EVACUATION-STARTED,
 // MIGRATION-STARTED, MIGRATED, MIGRATION-FAILED, NO-DESTINATION, HOST-DRAINED,
 // RECEIVING, RECEIVED, RECEIVE-FAILED, LEASE-LOST, STOPPED.
 #pragma once
