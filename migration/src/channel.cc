@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <random>
 
 #include <fmt/format.h>
@@ -55,6 +56,15 @@ std::vector<uint8_t> encode_ack(ChannelStatus status) {
 
 StreamError refused(std::string detail) {
   return StreamError{StreamErrc::Io, {}, std::move(detail)};
+}
+
+// "tcp:10.0.0.1:4444" -> "tcp:10.0.0.1", "tcp:[::1]:4444" -> "tcp:[::1]": the limits
+// count per host, whatever source port a connection comes from.
+std::string peer_host(const std::string& peer) {
+  const size_t colon = peer.rfind(':');
+  const bool port_follows = colon != std::string::npos && colon + 1 < peer.size() &&
+                            peer.find_first_not_of("0123456789", colon + 1) == std::string::npos;
+  return port_follows && colon > 4 ? peer.substr(0, colon) : peer;
 }
 
 uint64_t random_session_id() {
@@ -206,29 +216,34 @@ class Gathering {
 
  private:
   void refuse(const std::string& peer, const std::string& why) {
+    ++refusals_[peer_host(peer)];
     last_refusal_ = fmt::format("{}: {}", peer, why);
     if (options_.on_refused) {
       options_.on_refused(refused(last_refusal_));
     }
   }
-  ChannelStatus judge(const ChannelPreamble& p) const;
+  ChannelStatus judge(const ChannelPreamble& p, const std::string& host) const;
 
   const ChannelOptions& options_;
   std::vector<std::unique_ptr<ByteStream>> slots_;
+  std::map<std::string, unsigned> refusals_;  // by peer address, without the port
+  std::string session_host_;                  // the address the session's channels come from
   uint64_t session_ = 0;
   unsigned count_ = 0;
   unsigned connected_ = 0;
   std::string last_refusal_;
 };
 
-ChannelStatus Gathering::judge(const ChannelPreamble& p) const {
+ChannelStatus Gathering::judge(const ChannelPreamble& p, const std::string& host) const {
   if (p.version != kChannelVersion) {
     return ChannelStatus::BadVersion;
   }
   if (p.count == 0 || p.count > kMaxSessionChannels || p.index >= p.count) {
     return ChannelStatus::BadIndex;
   }
-  if (session_ != 0 && p.session_id != session_) {
+  // One session per listener, and all its channels from the address of its first one:
+  // a session id seen on the network does not let another host join the migration.
+  if (session_ != 0 && (p.session_id != session_ || host != session_host_)) {
     return ChannelStatus::OtherSession;
   }
   if (session_ != 0 && p.count != count_) {
@@ -242,6 +257,19 @@ ChannelStatus Gathering::judge(const ChannelPreamble& p) const {
 
 void Gathering::offer(std::unique_ptr<ByteStream> stream, Clock::time_point deadline) {
   std::string peer = stream->peer();
+  const std::string host = peer_host(peer);
+  if (auto it = refusals_.find(host);
+      it != refusals_.end() && it->second >= options_.max_refusals_per_peer) {
+    if (it->second++ == options_.max_refusals_per_peer) {
+      refuse(peer, fmt::format("{} connections from this address were refused; further ones "
+                               "are closed unread",
+                               options_.max_refusals_per_peer));
+    }
+    stream->shutdown();
+    return;
+  }
+  // A connection that says nothing holds the listener for handshake_timeout at most.
+  deadline = std::min(deadline, Clock::now() + options_.handshake_timeout);
   if (options_.tls) {
     auto tls = tls_handshake(std::move(stream), *options_.tls, TlsRole::Server,
                              left_until(deadline));
@@ -263,14 +291,18 @@ void Gathering::offer(std::unique_ptr<ByteStream> stream, Clock::time_point dead
     refuse(peer, preamble.error());  // garbage gets no reply, just a close
     return;
   }
-  ChannelStatus status = judge(*preamble);
+  ChannelStatus status = judge(*preamble, host);
   auto w = stream->write_all(encode_ack(status));
   if (w) {
     w = stream->flush();
   }
   if (status != ChannelStatus::Ok) {
+    std::string why = status_text(status);
+    if (status == ChannelStatus::OtherSession && preamble->session_id == session_) {
+      why = fmt::format("the session's channels come from {}, not this address", session_host_);
+    }
     refuse(peer, fmt::format("channel {}/{} of session {:016x} refused: {}", preamble->index + 1,
-                             preamble->count, preamble->session_id, status_text(status)));
+                             preamble->count, preamble->session_id, why));
     return;
   }
   if (!w) {
@@ -278,6 +310,7 @@ void Gathering::offer(std::unique_ptr<ByteStream> stream, Clock::time_point dead
     return;
   }
   if (session_ == 0) {
+    session_host_ = host;
     session_ = preamble->session_id;
     count_ = preamble->count;
     slots_.resize(count_);

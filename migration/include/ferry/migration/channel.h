@@ -56,6 +56,12 @@ struct ChannelOptions {
   TcpOptions tcp;                       // per-connection TCP tuning
   std::optional<TlsConfig> tls;         // set: every channel is TLS with mutual auth
   std::chrono::milliseconds timeout{10000};  // whole establishment deadline
+  /// Acceptor only: one connection's TLS handshake + preamble must finish within this,
+  /// so a silent or slow connection cannot hold the listener for the whole `timeout`.
+  std::chrono::milliseconds handshake_timeout{5000};
+  /// Acceptor only: after this many refused connections from one address, further
+  /// connections from it are closed at once, unread.
+  unsigned max_refusals_per_peer = 8;
   /// Acceptor only: told about every refused connection (for logs); may be empty.
   std::function<void(const StreamError&)> on_refused;
 };
@@ -67,6 +73,10 @@ StreamResult<std::vector<std::unique_ptr<ByteStream>>> connect_channels(
 
 /// Accepts connections on `listener` until one session's channels are all present.
 /// Strays are refused and reported through options.on_refused; they do not end the wait.
+/// Limits: once a session's first channel is accepted, only its announced channel count
+/// is accepted, and only from that channel's peer address (others are refused as
+/// foreign); each connection gets `handshake_timeout`; an address with
+/// `max_refusals_per_peer` refused connections is no longer read at all.
 /// On timeout the error names how many channels arrived and the last refusal.
 StreamResult<std::vector<std::unique_ptr<ByteStream>>> accept_channels(
     Listener& listener, const ChannelOptions& options);
