@@ -190,17 +190,70 @@ void ControlServer::stop() {
   ::unlink(path_.c_str());
 }
 
+void ControlServer::reap_clients(bool all) {
+  for (auto it = clients_.begin(); it != clients_.end();) {
+    if (all || it->done.load()) {
+      it->thread.join();
+      it = clients_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 void ControlServer::serve() {
   while (!stopping_.load()) {
+    reap_clients(false);
     pollfd pfd{listener_.get(), POLLIN, 0};
     if (::poll(&pfd, 1, 100) <= 0) {
       continue;
     }
     kernel::UniqueFd client(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    if (client) {
-      serve_client(client.get());
+    if (!client) {
+      continue;
     }
+    if (clients_.size() >= kMaxControlClients) {
+      ControlResponder(client.get())
+          .send({{"ok", false},
+                 {"error",
+                  fmt::format("too many control connections (limit {})", kMaxControlClients)}});
+      continue;
+    }
+    // Its own thread, so an idle or long-running client never blocks the others (who
+    // then get an immediate "busy" reply instead of waiting without a word).
+    Client& c = clients_.emplace_back();
+    c.thread = std::thread([this, &c, fd = std::move(client)]() mutable {
+      serve_client(fd.get());
+      fd = kernel::UniqueFd();
+      c.done = true;
+    });
   }
+  reap_clients(true);
+}
+
+nlohmann::json ControlServer::run_exclusive(const std::string& name, const ControlHandler& handler,
+                                            const nlohmann::json& request,
+                                            ControlResponder& responder) {
+  std::unique_lock run(run_mu_, std::try_to_lock);
+  if (!run.owns_lock()) {
+    std::lock_guard lock(running_mu_);
+    if (running_ == "migrate" && name == "migrate") {
+      return {{"ok", false},
+              {"error", "a migration is already running on this VMM; only one at a time"}};
+    }
+    return {{"ok", false},
+            {"error", fmt::format("busy: '{}' is still running; commands run one at a time, "
+                                  "retry when it ends",
+                                  running_)}};
+  }
+  {
+    std::lock_guard lock(running_mu_);
+    running_ = name;
+  }
+  nlohmann::json reply = handler(request, responder);
+  std::lock_guard lock(running_mu_);
+  running_.clear();
+  return reply;
 }
 
 void ControlServer::serve_client(int fd) {
@@ -247,7 +300,7 @@ nlohmann::json ControlServer::dispatch(const std::string& line, ControlResponder
         {"ok", false},
         {"error", fmt::format("unknown command '{}' (known: {})", cmd->get<std::string>(), known)}};
   }
-  return handler->second(request, responder);
+  return run_exclusive(handler->first, handler->second, request, responder);
 }
 
 VmmResult<nlohmann::json> control_request(const std::string& path, const nlohmann::json& request,

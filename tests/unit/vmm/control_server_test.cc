@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <future>
 
 namespace ferry::vmm {
 namespace {
@@ -89,6 +90,53 @@ TEST(ControlServer, RefusesDangerousPaths) {
   ASSERT_TRUE(first);
   (*first)->start();
   EXPECT_FALSE(ControlServer::create(live));
+}
+
+}  // namespace
+}  // namespace ferry::vmm
+
+namespace ferry::vmm {
+namespace {
+
+// Commands run one at a time: while a long one (a migration) runs, another request gets
+// an immediate refusal naming it, and a second "migrate" is refused outright.
+TEST(ControlServer, RefusesASecondCommandWhileOneRuns) {
+  const std::string path = temp_dir() + "/busy.sock";
+  auto server = ControlServer::create(path);
+  ASSERT_TRUE(server) << server.error().message();
+  std::promise<void> started, release;
+  std::shared_future<void> released = release.get_future().share();
+  (*server)->on("migrate", [&](const nlohmann::json&, ControlResponder&) {
+    started.set_value();
+    released.wait();
+    return nlohmann::json{{"ok", true}};
+  });
+  (*server)->on("status", [](const nlohmann::json&, ControlResponder&) {
+    return nlohmann::json{{"ok", true}};
+  });
+  (*server)->start();
+  auto first = std::async(std::launch::async,
+                          [&] { return control_request(path, {{"cmd", "migrate"}}, nullptr); });
+  started.get_future().wait();
+  auto second = control_request(path, {{"cmd", "migrate"}}, nullptr, 2000);
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_EQ((*second)["ok"], false);
+  EXPECT_NE((*second)["error"].get<std::string>().find("already running"), std::string::npos)
+      << second->dump();
+  auto status = control_request(path, {{"cmd", "status"}}, nullptr, 2000);
+  ASSERT_TRUE(status) << status.error().message();
+  EXPECT_EQ((*status)["ok"], false);
+  EXPECT_NE((*status)["error"].get<std::string>().find("busy: 'migrate'"), std::string::npos)
+      << status->dump();
+  release.set_value();
+  auto done = first.get();
+  ASSERT_TRUE(done) << done.error().message();
+  EXPECT_EQ((*done)["ok"], true);
+  // Once it ended, the next command runs.
+  auto after = control_request(path, {{"cmd", "status"}}, nullptr, 2000);
+  ASSERT_TRUE(after);
+  EXPECT_EQ((*after)["ok"], true);
+  (*server)->stop();
 }
 
 }  // namespace

@@ -2,13 +2,17 @@
 // mode 0600, speaking newline-delimited JSON: each request is one object with "cmd";
 // a handler may stream event lines ({"event": ...}) before its final reply
 // ({"ok": true, ...} or {"ok": false, "error": "..."}). docs/control-socket.md has the
-// commands. Connections are served one at a time on the server's own thread.
+// commands. Each connection has its own thread (at most kMaxControlClients), but commands
+// run one at a time: one that arrives while another runs (a migration, say) is refused at
+// once with a "busy" error naming the running command, instead of queueing behind it.
 #pragma once
 
 #include <atomic>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -35,6 +39,8 @@ using ControlHandler =
 
 /// Largest request line accepted; longer lines are refused without being buffered.
 inline constexpr size_t kMaxControlRequestBytes = 64 * 1024;
+/// Connections served at once; more are answered with an error and closed.
+inline constexpr unsigned kMaxControlClients = 8;
 
 /// Parses one request line: a JSON object with a string "cmd", or the error text the
 /// server replies with. Pure (the server's first step on every line; fuzzed).
@@ -61,14 +67,25 @@ class ControlServer {
  private:
   ControlServer(std::string path, kernel::UniqueFd listener)
       : path_(std::move(path)), listener_(std::move(listener)) {}
+  struct Client {
+    std::thread thread;
+    std::atomic<bool> done{false};
+  };
   void serve();
+  void reap_clients(bool all);
   void serve_client(int fd);
   nlohmann::json dispatch(const std::string& line, ControlResponder& responder);
+  nlohmann::json run_exclusive(const std::string& name, const ControlHandler& handler,
+                               const nlohmann::json& request, ControlResponder& responder);
 
   std::string path_;
   kernel::UniqueFd listener_;
   std::map<std::string, ControlHandler> handlers_;
   std::atomic<bool> stopping_{false};
+  std::list<Client> clients_;  // touched by the serve thread only
+  std::mutex run_mu_;          // held while a handler runs: one command at a time
+  std::mutex running_mu_;
+  std::string running_;  // the command holding run_mu_ (for the busy message)
   std::thread thread_;
 };
 
