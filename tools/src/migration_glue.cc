@@ -251,6 +251,11 @@ int run_incoming(const IncomingOptions& options) {
     std::fprintf(stderr, "ferry run: refused a connection: %s\n", e.message().c_str());
   };
   auto streams = migration::accept_channels(*listener, *channel_opts);
+  {
+    // One session per destination: stop listening now, so a second source is refused at
+    // connect time instead of waiting unanswered in the backlog while this one runs.
+    migration::Listener closed = std::move(*listener);
+  }
   if (!streams) {
     print_error("run", "accept migration: " + streams.error().message());
     return 1;

@@ -12,8 +12,12 @@
 //    image (the guest's disk digest, "disk_sectors=N");
 //  - the destination never runs a guest it did not get a complete Commit for;
 //  - the error message of the side that reports names the phase.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -361,6 +365,45 @@ TEST(FaultMatrixStall, SilentDestinationMidBrownout) {
   expect_clean_finish(*src, "source");
   EXPECT_NE(dst->wait(seconds(40)), 0) << dst->err();
   expect_never_ran(*dst, "destination");
+}
+
+bool can_connect(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  return ok;
+}
+
+// Safe defaults: while a migration runs, the source VMM refuses a second `migrate` with a
+// clear error, and the destination (one session per `ferry run --incoming`) no longer
+// listens, so a second source is refused at connect time. The first migration completes.
+TEST(FaultMatrixLimits, SecondMigrationAndSecondSourceAreRefused) {
+  FERRY_REQUIRE_KVM();
+  MigrationRig rig("matrix-limits");
+  const uint16_t port = free_port();
+  auto dst = rig.start_destination(port, "dst.img");
+  GuestSpec spec = matrix_guest();
+  spec.cmdline = "wss=16 duration=8 rate=30 fill=full report=500";
+  auto src = rig.start_source(spec);
+  RunResult first;
+  std::thread migrating([&] {
+    first = rig.migrate(rig.source_control(), port, {"--max-bandwidth", "8000000", "--quiet"});
+  });
+  std::this_thread::sleep_for(milliseconds(1500));  // the first one is in its brownout
+  auto second = run_command({ferry_binary(), "migrate", "--control", rig.source_control(), "--to",
+                             "tcp:127.0.0.1:" + std::to_string(free_port()), "--quiet"},
+                            seconds(30));
+  const bool refused_listener = !can_connect(port);
+  migrating.join();
+  EXPECT_NE(second.exit_code, 0);
+  EXPECT_TRUE(has(second.err, "a migration is already running")) << second.err;
+  EXPECT_TRUE(refused_listener) << "the destination still accepts connections mid-migration";
+  ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
+  expect_clean_finish(*dst, "destination");
 }
 
 }  // namespace
