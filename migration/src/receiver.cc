@@ -4,8 +4,10 @@
 // Channel 0 is handled on the calling thread; channels 1..N-1 each on their own thread.
 // This file: channel identification, hello checks, the driver and failure cleanup.
 #include <fmt/format.h>
+#include <xxhash.h>
 
 #include "digest.h"
+#include "absent_pages.h"
 #include "receiver_impl.h"
 
 namespace ferry::migration::detail {
@@ -179,6 +181,11 @@ Status Receiver::accept_hello() {
   }
   page_round_ = std::make_unique<std::atomic<uint32_t>[]>(pages_.page_count());
   page_hash_.assign(pages_.page_count(), 0);
+  absent_is_zero_ = absent_means_zero();
+  {
+    const std::vector<uint8_t> zeros(kPageSize, 0);
+    zero_page_hash_ = XXH3_64bits(zeros.data(), zeros.size());
+  }
   channel_done_.assign(h.channel_count, 0);
   channel_records_.assign(h.channel_count, 0);
   channel_pages_.assign(h.channel_count, 0);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "absent_pages.h"
 #include "receiver_impl.h"
 
 namespace ferry::migration::detail {
@@ -61,6 +62,9 @@ Status Receiver::apply_pages(std::span<const uint8_t> payload, BlockDecoder& dec
                                                e->gpa)});
       }
       ++same_;
+    } else if (codec == PageCodec::Zero && body.empty() && header->round == 0 && absent_is_zero_ &&
+               is_hole(*idx, e->hash)) {
+      ++zero_;  // a hole already reads as zero: writing zeros would only allocate it
     } else {
       if (auto d = decoder.decode(codec, body, e->hash, page); !d) {
         return fail(MigrationError{MigrationErrc::Codec,
@@ -76,6 +80,16 @@ Status Receiver::apply_pages(std::span<const uint8_t> payload, BlockDecoder& dec
     return fail(proto(fmt::format("PageBatch has {} trailing bytes", payload.size() - pos)));
   }
   return {};
+}
+
+bool Receiver::is_hole(uint64_t index, uint64_t hash) const {
+  if (hash != zero_page_hash_) {
+    return false;  // let the decoder report the mismatch
+  }
+  uint8_t absent = 0;
+  const uint64_t one[] = {index};
+  find_absent(pages_, one, {&absent, 1});
+  return absent != 0;
 }
 
 Status Receiver::apply_disk(std::span<const uint8_t> payload, BlockDecoder& decoder) {

@@ -52,6 +52,8 @@ class Receiver {
   Status await_commit();
   Status apply_data(const RawRecord& rec, BlockDecoder& decoder, uint32_t channel);
   Status apply_pages(std::span<const uint8_t> payload, BlockDecoder& decoder, uint64_t& pages);
+  /// A round-0 Zero page that no physical page backs yet (and so already reads as zero).
+  bool is_hole(uint64_t index, uint64_t hash) const;
   Status apply_disk(std::span<const uint8_t> payload, BlockDecoder& decoder);
   Status check_done(const ChannelDone& done, uint32_t channel);
   void data_channel(uint32_t index);
@@ -73,6 +75,8 @@ class Receiver {
   std::vector<DestDisk> disks_;
   std::unique_ptr<std::atomic<uint32_t>[]> page_round_;
   std::vector<uint64_t> page_hash_;
+  bool absent_is_zero_ = false;  // holes read as zero (absent_pages.h)
+  uint64_t zero_page_hash_ = 0;
   std::vector<std::thread> threads_;
   std::vector<uint8_t> channel_done_;  // written by each channel's own thread
   std::vector<uint64_t> channel_records_;

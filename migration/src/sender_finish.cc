@@ -4,6 +4,7 @@
 
 #include <thread>
 
+#include "absent_pages.h"
 #include "sender_impl.h"
 
 namespace ferry::migration::detail {
@@ -137,6 +138,7 @@ Status Sender::run_phases() {
     shared_.disks = &disks_;
     shared_.limiter = opt_.max_bandwidth > 0 ? &limiter_ : nullptr;
     shared_.compression = opt_.compression;
+    shared_.absent_is_zero = detail::absent_means_zero();
     shared_.held_hash.assign(pages_.page_count(), 0);
     shared_.held_known.assign(pages_.page_count(), 0);
     status = start_tracking();

@@ -4,8 +4,10 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
+#include "absent_pages.h"
 #include "ferry/migration/protocol.h"
 
 namespace ferry::migration {
@@ -148,14 +150,33 @@ ChannelPipeline::Frame ChannelPipeline::encode_pages(const SendJob& job) {
   uint8_t copy[kWirePageSize];
   std::vector<uint8_t> payload;
   payload.reserve(kWirePageSize + 64);
-  const int level = level_.level();
-  for (uint64_t idx : job.pages) {
-    // Snapshot the page first: the guest may be writing it, and the hash and the payload
-    // must describe the same bytes (a later write is caught by the dirty log).
-    std::memcpy(copy, shared_.pages->page(idx).data(), kWirePageSize);
+  // Incompressible content (the last tried batch hardly shrank): store raw for a while
+  // instead of paying zstd for nothing, then try again (the content may change).
+  const bool probe = skip_zstd_batches_ == 0;
+  const int level = probe ? level_.level() : 0;
+  skip_zstd_batches_ -= probe ? 0 : 1;
+  uint32_t tried = 0, shrank = 0;
+  // Round 0 meets every page; holes (never-written guest RAM) go out as Zero without
+  // being read, which would allocate them (absent_pages.h). A guest write after the
+  // check is in the dirty log, as for any page of the round.
+  std::array<uint8_t, kMaxPagesPerBatch> absent{};
+  if (job.round == 0 && shared_.absent_is_zero && job.pages.size() <= absent.size()) {
+    detail::find_absent(*shared_.pages, job.pages, absent);
+  }
+  for (size_t i = 0; i < job.pages.size(); ++i) {
+    const uint64_t idx = job.pages[i];
     payload.clear();
-    bool known = shared_.allow_same && shared_.held_known[idx] != 0;
-    EncodedBlock enc = encoder_.encode(copy, level, known, shared_.held_hash[idx], payload);
+    EncodedBlock enc;
+    if (absent[i] != 0) {
+      enc.codec = PageCodec::Zero;
+      enc.hash = encoder_.zero_hash(kWirePageSize);
+    } else {
+      // Snapshot the page first: the guest may be writing it, and the hash and the
+      // payload must describe the same bytes (a later write is caught by the dirty log).
+      std::memcpy(copy, shared_.pages->page(idx).data(), kWirePageSize);
+      bool known = shared_.allow_same && shared_.held_known[idx] != 0;
+      enc = encoder_.encode(copy, level, known, shared_.held_hash[idx], payload);
+    }
     PageEntry e;
     e.gpa = shared_.pages->gpa_of(idx);
     e.hash = enc.hash;
@@ -166,6 +187,8 @@ ChannelPipeline::Frame ChannelPipeline::encode_pages(const SendJob& job) {
     w.bytes(payload);
     shared_.held_hash[idx] = enc.hash;
     shared_.held_known[idx] = 1;
+    tried += enc.codec == PageCodec::Raw || enc.codec == PageCodec::Zstd ? 1 : 0;
+    shrank += enc.codec == PageCodec::Zstd ? 1 : 0;
     switch (enc.codec) {
       case PageCodec::Zero:
         ++shared_.stats.zero;
@@ -180,6 +203,9 @@ ChannelPipeline::Frame ChannelPipeline::encode_pages(const SendJob& job) {
         ++shared_.stats.raw;
         break;
     }
+  }
+  if (level > 0 && tried >= 16 && shrank * 8 < tried) {
+    skip_zstd_batches_ = kSkipZstdBatches;
   }
   shared_.stats.guest_bytes += job.pages.size() * kWirePageSize;
   write_frame_header(f.bytes, RecordType::PageBatch);

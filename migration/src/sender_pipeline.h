@@ -63,6 +63,7 @@ struct PipelineShared {
   RateLimiter* limiter = nullptr;  // nullptr = unlimited
   CompressionSpec compression;
   bool allow_same = true;
+  bool absent_is_zero = false;      // round 0 may send holes as Zero unread (absent_pages.h)
   std::vector<uint64_t> held_hash;  // per page: hash the destination holds
   std::vector<uint8_t> held_known;  // per page: held_hash is valid
   PipelineStats stats;
@@ -130,7 +131,10 @@ class ChannelPipeline {
   std::atomic<bool> encoding_{false};
   std::atomic<uint64_t> starved_{0};
   std::atomic<bool> in_write_{false};
-  uint64_t data_records_ = 0;  // encoder thread only
+  // Batches stored raw after a batch where fewer than 1 in 8 pages shrank with zstd.
+  static constexpr uint32_t kSkipZstdBatches = 16;
+  uint32_t skip_zstd_batches_ = 0;  // encoder thread only
+  uint64_t data_records_ = 0;       // encoder thread only
   uint64_t pages_sent_ = 0;
   std::thread encoder_thread_;
   std::thread writer_thread_;

@@ -36,15 +36,24 @@ StreamResult<std::unique_ptr<TcpStream>> TcpStream::create(kernel::UniqueFd sock
     return fail(io_error(opts.error(), peer));
   }
   std::vector<int> ops = {IORING_OP_SEND, IORING_OP_RECV, IORING_OP_ASYNC_CANCEL};
+  TcpOptions effective = options;
   if (options.zero_copy_threshold > 0) {
     ops.push_back(IORING_OP_SEND_ZC);
   }
   auto ring = kernel::IoUring::create(kRingEntries, ops);
+  if (!ring && options.zero_copy_threshold > 0 &&
+      ring.error().code == std::errc::operation_not_supported) {
+    // Kernels before 6.0 lack SEND_ZC: zero copy is an optimisation, so fall back to
+    // plain sends rather than failing the channel.
+    ops.pop_back();
+    effective.zero_copy_threshold = 0;
+    ring = kernel::IoUring::create(kRingEntries, ops);
+  }
   if (!ring) {
     return fail(io_error(ring.error(), peer));
   }
   return std::unique_ptr<TcpStream>(
-      new TcpStream(std::move(socket), std::move(*ring), options, std::move(peer)));
+      new TcpStream(std::move(socket), std::move(*ring), effective, std::move(peer)));
 }
 
 TcpStream::TcpStream(kernel::UniqueFd fd, kernel::IoUring ring, const TcpOptions& options,
@@ -169,6 +178,12 @@ StreamResult<size_t> TcpStream::send_once(std::span<const uint8_t> data, bool fr
   auto res = await_op(*key, "send to");
   if (!res) {
     return fail(res.error());
+  }
+  if (zc && (*res == -EOPNOTSUPP || *res == -EINVAL) && stats_.zero_copy_sends == 0) {
+    // The ring knows SEND_ZC but this socket/kernel refuses it: nothing was sent, so
+    // plain sends take over for the rest of the stream's life.
+    options_.zero_copy_threshold = 0;
+    return send_once(data, from_send_buffer);
   }
   if (*res < 0) {
     return fail(error_from(*res, "send to"));

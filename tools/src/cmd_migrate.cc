@@ -21,6 +21,7 @@ struct MigrateOptions {
   unsigned downtime_ms = 10, channels = 1, max_rounds = 30;
   uint64_t max_bandwidth = 0;
   bool quiet = false;
+  bool no_zero_copy = false;
 };
 
 std::string human_bytes(double bytes) {
@@ -78,7 +79,8 @@ int run_migrate(const MigrateOptions& o) {
                          {"max_bandwidth", o.max_bandwidth},
                          {"compress", o.compress},
                          {"max_rounds", o.max_rounds},
-                         {"verify", o.verify}};
+                         {"verify", o.verify},
+                         {"zero_copy", !o.no_zero_copy}};
   if (!o.tls_dir.empty()) {
     request["tls_dir"] = o.tls_dir;
     request["tls_name"] = o.tls_name;
@@ -141,6 +143,8 @@ void add_migrate_command(CLI::App& app, int& exit_code) {
                   "blackout: slower, also catches a page the dirty log missed)")
       ->check(CLI::IsMember({"tracked", "full"}));
   cmd->add_flag("--quiet", o->quiet, "No progress lines");
+  cmd->add_flag("--no-zero-copy", o->no_zero_copy,
+                "Plain sends instead of IORING_OP_SEND_ZC for page batches (for comparisons)");
   cmd->callback([o, &exit_code] { exit_code = run_migrate(*o); });
 }
 

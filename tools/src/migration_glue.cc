@@ -17,6 +17,9 @@ namespace ferry::tools {
 
 namespace {
 
+// Direct writes of at least this size use IORING_OP_SEND_ZC on the source's channels.
+constexpr size_t kSourceZeroCopyThreshold = 64 << 10;
+
 using migration::VmPortError;
 using migration::VmResult;
 
@@ -145,7 +148,9 @@ nlohmann::json handle_migrate(vmm::Machine& machine, const nlohmann::json& reque
   migration::SenderOptions sender;
   unsigned channels = 1;
   std::string tls_dir, tls_name, compress = "auto", verify = "tracked";
+  bool zero_copy = true;
   try {
+    zero_copy = request.value("zero_copy", true);
     channels = request.value("channels", 1u);
     sender.downtime_target = std::chrono::milliseconds(request.value("downtime_ms", 10u));
     sender.max_bandwidth = request.value("max_bandwidth", uint64_t{0});
@@ -177,6 +182,11 @@ nlohmann::json handle_migrate(vmm::Machine& machine, const nlohmann::json& reque
   if (!options) {
     return bad(error);
   }
+  // The source's channels carry page batches (~256 KiB records) to a destination that
+  // always reads them, so big writes go out with SEND_ZC: 1.1-1.3x the throughput of
+  // plain sends at ~40% less CPU per byte (docs/transport.md). The destination only
+  // writes small acks. Kernels without SEND_ZC fall back to plain sends.
+  options->tcp.zero_copy_threshold = zero_copy ? kSourceZeroCopyThreshold : 0;
   auto streams = migration::connect_channels(*address, channels, *options);
   if (!streams) {
     return bad(fmt::format("connect to {}: {}", request["to"].get<std::string>(),
