@@ -126,6 +126,16 @@ uint64_t BlockEncoder::zero_hash(size_t length) {
 
 EncodedBlock BlockEncoder::encode(std::span<const uint8_t> data, int level, bool allow_same,
                                   uint64_t held_hash, std::vector<uint8_t>& out) {
+  EncodedBlock result = encode_in_place(data, level, allow_same, held_hash, out);
+  if (result.codec == PageCodec::Raw) {
+    out.insert(out.end(), data.begin(), data.end());
+  }
+  return result;
+}
+
+EncodedBlock BlockEncoder::encode_in_place(std::span<const uint8_t> data, int level,
+                                           bool allow_same, uint64_t held_hash,
+                                           std::vector<uint8_t>& out) {
   EncodedBlock result;
   if (is_all_zero(data)) {
     result.codec = PageCodec::Zero;
@@ -155,7 +165,6 @@ EncodedBlock BlockEncoder::encode(std::span<const uint8_t> data, int level, bool
     }
     out.resize(start);
   }
-  out.insert(out.end(), data.begin(), data.end());
   result.codec = PageCodec::Raw;
   result.payload_length = static_cast<uint32_t>(data.size());
   return result;

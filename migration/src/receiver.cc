@@ -189,6 +189,7 @@ Status Receiver::accept_hello() {
   channel_done_.assign(h.channel_count, 0);
   channel_records_.assign(h.channel_count, 0);
   channel_pages_.assign(h.channel_count, 0);
+  channel_holes_.assign(h.channel_count, HoleWindow{});
   HelloReply reply{static_cast<uint16_t>(HelloStatus::Accepted), h.version, ""};
   if (auto s = write_record(c0, RecordType::HelloReply, encode_payload(reply), phase_); !s) {
     return s;

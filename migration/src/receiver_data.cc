@@ -4,6 +4,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <array>
 
 #include "absent_pages.h"
 #include "receiver_impl.h"
@@ -15,11 +16,11 @@ Status Receiver::apply_data(const RawRecord& rec, BlockDecoder& decoder, uint32_
   if (rec.type == RecordType::DiskBatch) {
     return apply_disk(rec.payload, decoder);
   }
-  return apply_pages(rec.payload, decoder, channel_pages_[channel]);
+  return apply_pages(rec.payload, decoder, channel_pages_[channel], channel_holes_[channel]);
 }
 
 Status Receiver::apply_pages(std::span<const uint8_t> payload, BlockDecoder& decoder,
-                             uint64_t& pages) {
+                             uint64_t& pages, HoleWindow& holes) {
   ByteReader r(payload);
   auto header = decode_page_batch_header(r);
   if (!header) {
@@ -63,7 +64,7 @@ Status Receiver::apply_pages(std::span<const uint8_t> payload, BlockDecoder& dec
       }
       ++same_;
     } else if (codec == PageCodec::Zero && body.empty() && header->round == 0 && absent_is_zero_ &&
-               is_hole(*idx, e->hash)) {
+               is_hole(*idx, e->hash, holes)) {
       ++zero_;  // a hole already reads as zero: writing zeros would only allocate it
     } else {
       if (auto d = decoder.decode(codec, body, e->hash, page); !d) {
@@ -82,14 +83,30 @@ Status Receiver::apply_pages(std::span<const uint8_t> payload, BlockDecoder& dec
   return {};
 }
 
-bool Receiver::is_hole(uint64_t index, uint64_t hash) const {
+bool Receiver::is_hole(uint64_t index, uint64_t hash, HoleWindow& holes) const {
   if (hash != zero_page_hash_) {
     return false;  // let the decoder report the mismatch
   }
-  uint8_t absent = 0;
-  const uint64_t one[] = {index};
-  find_absent(pages_, one, {&absent, 1});
-  return absent != 0;
+  const uint64_t base = index & ~uint64_t{63};
+  if (holes.base != base) {
+    // Pages of round 0 come in address order, so one window serves a whole batch.
+    std::array<uint64_t, 64> indices;
+    std::array<uint8_t, 64> absent{};
+    const size_t n = std::min<uint64_t>(64, pages_.page_count() - base);
+    for (size_t i = 0; i < n; ++i) {
+      indices[i] = base + i;
+    }
+    find_absent(pages_, {indices.data(), n}, {absent.data(), n});
+    holes.base = base;
+    holes.absent = 0;
+    for (size_t i = 0; i < n; ++i) {
+      holes.absent |= uint64_t{absent[i]} << i;
+    }
+  }
+  // A window is read before its pages are written by this thread (they travel on this
+  // channel only), and a written page stops being a hole, so the cached bit is only
+  // trusted for the page's first (round-0) record: exactly when this is called.
+  return (holes.absent >> (index - base) & 1) != 0;
 }
 
 Status Receiver::apply_disk(std::span<const uint8_t> payload, BlockDecoder& decoder) {

@@ -20,6 +20,13 @@ namespace ferry::migration::detail {
 
 using Status = Result<void, MigrationError>;
 
+/// Which pages of one aligned 64-page window are holes: one mincore call per window
+/// instead of one per zero page (absent_pages.h).
+struct HoleWindow {
+  uint64_t base = ~uint64_t{0};
+  uint64_t absent = 0;  // bit i: page base + i is a hole
+};
+
 struct DestDisk {
   MigratableDisk* disk = nullptr;
   uint64_t size = 0;
@@ -51,9 +58,10 @@ class Receiver {
   Status verify_and_ready();
   Status await_commit();
   Status apply_data(const RawRecord& rec, BlockDecoder& decoder, uint32_t channel);
-  Status apply_pages(std::span<const uint8_t> payload, BlockDecoder& decoder, uint64_t& pages);
+  Status apply_pages(std::span<const uint8_t> payload, BlockDecoder& decoder, uint64_t& pages,
+                     HoleWindow& holes);
   /// A round-0 Zero page that no physical page backs yet (and so already reads as zero).
-  bool is_hole(uint64_t index, uint64_t hash) const;
+  bool is_hole(uint64_t index, uint64_t hash, HoleWindow& holes) const;
   Status apply_disk(std::span<const uint8_t> payload, BlockDecoder& decoder);
   Status check_done(const ChannelDone& done, uint32_t channel);
   void data_channel(uint32_t index);
@@ -81,6 +89,7 @@ class Receiver {
   std::vector<uint8_t> channel_done_;  // written by each channel's own thread
   std::vector<uint64_t> channel_records_;
   std::vector<uint64_t> channel_pages_;
+  std::vector<HoleWindow> channel_holes_;  // one per channel, used by its own thread
   std::vector<uint8_t> machine_state_;
   bool have_state_ = false;
   Digest digest_;

@@ -147,8 +147,8 @@ ChannelPipeline::Frame ChannelPipeline::encode_pages(const SendJob& job) {
   f.bytes.resize(kRecordHeaderSize);
   ByteWriter w(f.bytes);
   encode(w, PageBatchHeader{job.round, static_cast<uint32_t>(job.pages.size())});
-  uint8_t copy[kWirePageSize];
-  std::vector<uint8_t> payload;
+  std::vector<uint8_t> payload, entry;
+  entry.reserve(kPageEntrySize);
   payload.reserve(kWirePageSize + 64);
   // Incompressible content (the last tried batch hardly shrank): store raw for a while
   // instead of paying zstd for nothing, then try again (the content may change).
@@ -167,15 +167,26 @@ ChannelPipeline::Frame ChannelPipeline::encode_pages(const SendJob& job) {
     const uint64_t idx = job.pages[i];
     payload.clear();
     EncodedBlock enc;
+    const size_t entry_at = f.bytes.size();
     if (absent[i] != 0) {
       enc.codec = PageCodec::Zero;
       enc.hash = encoder_.zero_hash(kWirePageSize);
+      f.bytes.resize(entry_at + kPageEntrySize);
     } else {
-      // Snapshot the page first: the guest may be writing it, and the hash and the
-      // payload must describe the same bytes (a later write is caught by the dirty log).
-      std::memcpy(copy, shared_.pages->page(idx).data(), kWirePageSize);
+      // Snapshot the page straight into the frame, where a raw payload goes: the guest
+      // may be writing it, and the hash and the payload must describe the same bytes (a
+      // later write is caught by the dirty log). One copy per raw page.
+      f.bytes.resize(entry_at + kPageEntrySize);  // the entry, filled in below
+      const std::span<const uint8_t> guest = shared_.pages->page(idx);
+      f.bytes.insert(f.bytes.end(), guest.begin(), guest.end());  // no zero-fill first
+      uint8_t* snapshot = f.bytes.data() + entry_at + kPageEntrySize;
       bool known = shared_.allow_same && shared_.held_known[idx] != 0;
-      enc = encoder_.encode(copy, level, known, shared_.held_hash[idx], payload);
+      enc = encoder_.encode_in_place({snapshot, kWirePageSize}, level, known,
+                                     shared_.held_hash[idx], payload);
+      if (enc.codec == PageCodec::Zstd) {
+        std::memcpy(snapshot, payload.data(), payload.size());
+      }
+      f.bytes.resize(entry_at + kPageEntrySize + enc.payload_length);
     }
     PageEntry e;
     e.gpa = shared_.pages->gpa_of(idx);
@@ -183,8 +194,10 @@ ChannelPipeline::Frame ChannelPipeline::encode_pages(const SendJob& job) {
     e.uncompressed_length = kWirePageSize;
     e.payload_length = enc.payload_length;
     e.codec = static_cast<uint8_t>(enc.codec);
-    encode(w, e);
-    w.bytes(payload);
+    entry.clear();
+    ByteWriter ew(entry);
+    encode(ew, e);
+    std::memcpy(f.bytes.data() + entry_at, entry.data(), kPageEntrySize);
     shared_.held_hash[idx] = enc.hash;
     shared_.held_known[idx] = 1;
     tried += enc.codec == PageCodec::Raw || enc.codec == PageCodec::Zstd ? 1 : 0;

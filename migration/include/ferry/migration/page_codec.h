@@ -71,6 +71,11 @@ class BlockEncoder {
   /// are appended to `out`.
   EncodedBlock encode(std::span<const uint8_t> data, int level, bool allow_same, uint64_t held_hash,
                       std::vector<uint8_t>& out);
+  /// Same decision as encode(), but a Raw result appends nothing: for callers whose
+  /// `data` already sits where the raw payload goes (the sender's frame). Only a Zstd
+  /// payload is appended to `out`.
+  EncodedBlock encode_in_place(std::span<const uint8_t> data, int level, bool allow_same,
+                               uint64_t held_hash, std::vector<uint8_t>& out);
   /// XXH3-64 of an all-zero block of `length` bytes (cached for the page size).
   uint64_t zero_hash(size_t length);
 
