@@ -18,6 +18,7 @@ Status Receiver::control_loop() {
     threads_.emplace_back([this, c] { data_channel(c); });
   }
   bool digest_seen = false;
+  // NOLINTNEXTLINE(bugprone-infinite-loop): handle_control sets digest_seen by reference
   while (!digest_seen) {
     if (opt_.cancel != nullptr && opt_.cancel->load()) {
       return fail(MigrationError{MigrationErrc::Cancelled, phase_, {}, "cancelled by request"});

@@ -229,6 +229,7 @@ PResult<std::vector<std::string>> list_day_files(const std::string& dir) {
   }
   std::sort(found.begin(), found.end());
   std::vector<std::string> out;
+  out.reserve(found.size());
   for (auto& [day, path] : found) {
     out.push_back(std::move(path));
   }
@@ -311,9 +312,9 @@ std::string resolve_backblaze_dir(const std::optional<std::string>& explicit_dir
     roots.push_back(std::string(src) + "/../shared/data");
   }
 #ifdef FERRY_PREDICTOR_SOURCE_ROOT
-  roots.push_back(std::string(FERRY_PREDICTOR_SOURCE_ROOT) + "/../shared/data");
+  roots.emplace_back(std::string(FERRY_PREDICTOR_SOURCE_ROOT) + "/../shared/data");
 #endif
-  roots.push_back("../shared/data");
+  roots.emplace_back("../shared/data");
   for (const auto& root : roots) {
     if (auto dir = backblaze_under(root)) {
       return *dir;

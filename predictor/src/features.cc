@@ -68,7 +68,7 @@ std::vector<std::string> feature_names(const FeatureSpec& spec) {
     }
     names.push_back(fmt::format("{}.slope{}", ch, max_window(spec)));
   }
-  names.push_back("history_steps");
+  names.emplace_back("history_steps");
   return names;
 }
 

@@ -59,8 +59,10 @@ PResult<std::vector<float>> read_smart(const std::string& device) {
   return parse_smartctl_json(out);
 }
 
-PResult<IoRates> io_rates(const kernel::DiskStats& a, const kernel::DiskStats& b,
+PResult<IoRates> io_rates(const kernel::DiskStats& before, const kernel::DiskStats& after,
                           double interval_ms) {
+  const kernel::DiskStats& a = before;  // short names for the counter table below
+  const kernel::DiskStats& b = after;
   if (interval_ms <= 0) {
     return perr(PredictorErrc::BadArgument, "interval must be positive");
   }
@@ -106,15 +108,15 @@ CpuReading cpu_reading_from(const std::vector<kernel::CpuFreqStats>& cpus, float
     r.values[1] = static_cast<float>(mn);
     r.values[2] = static_cast<float>(mx - mn);
   } else {
-    r.absent.push_back("cpufreq");
+    r.absent.emplace_back("cpufreq");
   }
   if (any_throttle) {
     r.values[3] = static_cast<float>(throttle);
   } else {
-    r.absent.push_back("thermal_throttle");
+    r.absent.emplace_back("thermal_throttle");
   }
   if (std::isnan(probe_ratio)) {
-    r.absent.push_back("speed_probe");
+    r.absent.emplace_back("speed_probe");
   }
   r.values[4] = probe_ratio;
   return r;

@@ -60,8 +60,8 @@ std::optional<int32_t> parse_iso_date(std::string_view text) {
   return days;
 }
 
-std::string format_iso_date(int32_t z) {
-  z += 719468;
+std::string format_iso_date(int32_t day) {
+  const int32_t z = day + 719468;
   const int era = (z >= 0 ? z : z - 146096) / 146097;
   const unsigned doe = static_cast<unsigned>(z - era * 146097);
   const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;

@@ -79,6 +79,7 @@ PResult<TreeEnsemble> TreeEnsemble::from_xgboost_json(const json& doc, std::size
       if (*base <= 0 || *base >= 1) {
         return corrupt("binary:logistic base_score outside (0, 1)");
       }
+      // cppcheck-suppress invalidFunctionArg ; base is in (0, 1) here, so 1/base - 1 > 0
       ens.base_margin_ = static_cast<float>(-std::log(1.0 / *base - 1.0));
     } else if (ens.objective_.starts_with("rank:") || ens.objective_ == "reg:squarederror") {
       ens.base_margin_ = static_cast<float>(*base);

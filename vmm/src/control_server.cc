@@ -16,7 +16,7 @@ namespace ferry::vmm {
 namespace {
 
 VmmError control_error(std::string detail, std::optional<kernel::SysError> cause = std::nullopt) {
-  return vmm_error(VmmErrc::ControlSocket, std::move(detail), std::move(cause));
+  return vmm_error(VmmErrc::ControlSocket, std::move(detail), cause);
 }
 
 VmmResult<sockaddr_un> socket_address(const std::string& path) {

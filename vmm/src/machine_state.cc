@@ -25,7 +25,7 @@ VmmError save_error(const std::string& what, const kernel::SysError& cause) {
 }
 VmmError restore_error(const std::string& what,
                        std::optional<kernel::SysError> cause = std::nullopt) {
-  return vmm_error(VmmErrc::RestoreState, what, std::move(cause));
+  return vmm_error(VmmErrc::RestoreState, what, cause);
 }
 
 // Kernel ABI structs travel as length-checked byte images: their layout is fixed by
@@ -183,20 +183,27 @@ VmmResult<void> restore_vcpu(kernel::VcpuFd& fd, const VcpuState& s) {
     return {};
   };
   VmmResult<void> ok;
-  if (!(ok = check("MP state", fd.set_mp_state(s.mp_state))))
+  if (!(ok = check("MP state", fd.set_mp_state(s.mp_state)))) {
     return ok;
-  if (!(ok = check("registers", fd.set_regs(s.regs))))
+  }
+  if (!(ok = check("registers", fd.set_regs(s.regs)))) {
     return ok;
-  if (!(ok = check("sregs", fd.set_sregs(s.sregs))))
+  }
+  if (!(ok = check("sregs", fd.set_sregs(s.sregs)))) {
     return ok;
-  if (!(ok = check("XSAVE", fd.set_xsave(s.xsave))))
+  }
+  if (!(ok = check("XSAVE", fd.set_xsave(s.xsave)))) {
     return ok;
-  if (!(ok = check("XCRs", fd.set_xcrs(s.xcrs))))
+  }
+  if (!(ok = check("XCRs", fd.set_xcrs(s.xcrs)))) {
     return ok;
-  if (!(ok = check("debug registers", fd.set_debugregs(s.debugregs))))
+  }
+  if (!(ok = check("debug registers", fd.set_debugregs(s.debugregs)))) {
     return ok;
-  if (!(ok = check("LAPIC", fd.set_lapic(s.lapic))))
+  }
+  if (!(ok = check("LAPIC", fd.set_lapic(s.lapic)))) {
     return ok;
+  }
   auto set = fd.set_msrs(s.msrs);
   if (!set || *set != s.msrs.size()) {
     const uint32_t bad = set && *set < s.msrs.size() ? s.msrs[*set].index : 0;

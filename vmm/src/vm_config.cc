@@ -12,7 +12,7 @@ namespace ferry::vmm {
 namespace {
 constexpr uint32_t kConfigMagic = 0x46435246;  // "FRCF"
 constexpr uint32_t kConfigVersion = 1;
-constexpr size_t kMaxCmdline = 64 * 1024;
+constexpr size_t kMaxCmdline = size_t{64} * 1024;
 constexpr size_t kMaxCpuidBlob = 1 << 20;
 constexpr uint32_t kMaxDisks = 16;
 }  // namespace

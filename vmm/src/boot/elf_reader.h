@@ -19,7 +19,7 @@ inline constexpr uint32_t kPtNote = 4;
 inline constexpr uint32_t kMaxProgramHeaders = 256;
 /// Bound on note bytes per PT_NOTE segment (Linux's is 0x200): a hostile file cannot make
 /// note scanning take more than a moment.
-inline constexpr uint64_t kMaxNoteSegmentBytes = 64 * 1024;
+inline constexpr uint64_t kMaxNoteSegmentBytes = uint64_t{64} * 1024;
 
 struct ElfSegment {
   uint32_t type = 0;

@@ -150,8 +150,8 @@ VmmResult<void> BlockBackend::submit_and_reap(kernel::IoUring& ring,
     }
     auto completion = ring.wait();
     if (!completion) {
-      for (size_t i = 0; i < ops.size(); ++i) {
-        ops[i]->result = -EIO;  // unknown fate: report every op of the batch as failed
+      for (BlockOp* op : ops) {
+        op->result = -EIO;  // unknown fate: report every op of the batch as failed
       }
       return fail(vmm_error(VmmErrc::DiskIo, "disk image " + path_ + ": io_uring wait",
                             completion.error()));
@@ -166,6 +166,7 @@ VmmResult<void> BlockBackend::submit_and_reap(kernel::IoUring& ring,
   return {};
 }
 
+// NOLINTNEXTLINE(readability-non-const-parameter): reads land in `data` through the iovec
 VmmResult<void> BlockBackend::sync_transfer(BlockOpKind kind, uint64_t offset, uint8_t* data,
                                             size_t len) {
   if (kind == BlockOpKind::Write && read_only_) {

@@ -9,6 +9,7 @@
 
 #ifdef __cplusplus
 #undef __DECLARE_FLEX_ARRAY
+// NOLINTNEXTLINE(bugprone-reserved-identifier): the kernel header's own macro, redefined for C++
 #define __DECLARE_FLEX_ARRAY(TYPE, NAME) TYPE NAME[0]
 #endif
 

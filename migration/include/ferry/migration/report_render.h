@@ -17,7 +17,7 @@ std::string render_report_svg(const nlohmann::json& report);
 
 /// One terminal line for a progress event (`ferry migrate` redraws it in place):
 /// "brownout  round 3  remaining 12.0 MiB  rate 450.0 MiB/s  ETA 0.03 s  throttle 20%".
-std::string render_progress_line(const nlohmann::json& progress_event);
+std::string render_progress_line(const nlohmann::json& e);
 
 /// Human units: "1.5 GiB", "12.0 ms".
 std::string format_bytes(double bytes);

@@ -38,7 +38,7 @@ using ControlHandler =
     std::function<nlohmann::json(const nlohmann::json& request, ControlResponder& responder)>;
 
 /// Largest request line accepted; longer lines are refused without being buffered.
-inline constexpr size_t kMaxControlRequestBytes = 64 * 1024;
+inline constexpr size_t kMaxControlRequestBytes = size_t{64} * 1024;
 /// Connections served at once; more are answered with an error and closed.
 inline constexpr unsigned kMaxControlClients = 8;
 

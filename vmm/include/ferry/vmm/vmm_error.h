@@ -51,7 +51,7 @@ using VmmResult = Result<T, VmmError>;
 /// Shorthand: an error with a detail and optional kernel cause.
 inline VmmError vmm_error(VmmErrc errc, std::string detail,
                           std::optional<kernel::SysError> cause = std::nullopt) {
-  return VmmError{errc, std::move(detail), std::move(cause)};
+  return VmmError{errc, std::move(detail), cause};
 }
 
 }  // namespace ferry::vmm
