@@ -102,6 +102,7 @@ Result<std::unique_ptr<GuestProcess>, ProcessError> GuestProcess::spawn(
     return fail(ProcessError{fmt::format("open {}: {}", log, std::strerror(errno))});
   }
   std::vector<char*> args;
+  args.reserve(argv.size() + 1);
   for (const auto& a : argv) {
     args.push_back(const_cast<char*>(a.c_str()));
   }

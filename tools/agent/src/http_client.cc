@@ -17,7 +17,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // Largest response accepted: etcd range replies of a whole fleet stay far below this.
-constexpr std::size_t kMaxResponseBytes = 64u << 20;
+constexpr std::size_t kMaxResponseBytes = std::size_t{64} << 20;
+constexpr std::size_t kMaxHeaderBytes = std::size_t{64} << 10;
 
 HttpError http_error(std::string detail) { return HttpError{std::move(detail)}; }
 
@@ -55,7 +56,7 @@ HttpResult<ParsedResponse> parse_http_response(std::string_view raw, bool first_
   ParsedResponse parsed;
   std::size_t header_end = raw.find("\r\n\r\n");
   if (header_end == std::string_view::npos) {
-    if (raw.size() > 64 * 1024) {
+    if (raw.size() > kMaxHeaderBytes) {
       return fail(http_error("response headers longer than 64 KiB"));
     }
     return parsed;
@@ -223,7 +224,7 @@ HttpResult<HttpResponse> HttpClient::post(std::string_view path, std::string_vie
                                          endpoint_, path)));
     }
     raw.append(buffer, static_cast<std::size_t>(n));
-    if (raw.size() > kMaxResponseBytes + 64 * 1024) {
+    if (raw.size() > kMaxResponseBytes + kMaxHeaderBytes) {
       return fail(http_error(fmt::format("POST {}{}: response larger than 64 MiB", endpoint_, path)));
     }
   }
