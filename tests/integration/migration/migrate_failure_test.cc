@@ -114,7 +114,7 @@ TEST(MigrationFailure, LinkCutDuringBlackoutWhenTheDestinationIsReady) {
       << m.err;
 }
 
-INSTANTIATE_TEST_SUITE_P(AtByteOffsets, ConnectionCut, ::testing::Values(100, 2u << 20, 40u << 20));
+INSTANTIATE_TEST_SUITE_P(AtByteOffsets, ConnectionCut, ::testing::Values(100, 2u << 20, 16u << 20));
 
 }  // namespace
 }  // namespace ferry::testing
