@@ -129,7 +129,9 @@ void write_report(const std::string& path, const nlohmann::json& report) {
     return;
   }
   std::ofstream out(path);
-  out << report.dump(2) << "\n";
+  // The error text may quote a peer's Cancel/Error record, which need not be UTF-8;
+  // dump() would throw on it (U+FFFD instead).
+  out << report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   if (!out) {
     print_error("run", fmt::format("cannot write report '{}'", path));
   }
