@@ -44,6 +44,7 @@ pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log)
   posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   std::vector<char*> args;
+  args.reserve(argv.size() + 1);
   for (const auto& a : argv) {
     args.push_back(const_cast<char*>(a.c_str()));
   }
@@ -83,10 +84,11 @@ uint16_t free_loopback_port() {
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof(addr);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  // 0 if the kernel gave no port (bind or getsockname failed); the caller refuses it.
+  const bool bound = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+                     getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
   close(fd);
-  return ntohs(addr.sin_port);
+  return bound ? ntohs(addr.sin_port) : 0;
 }
 
 std::string default_guest() {
@@ -125,6 +127,10 @@ int run_demo(const DemoOptions& o) {
   { std::ofstream(w + "/src.img").flush(); }
   fs::resize_file(w + "/src.img", 64ull << 20, ec);
   const uint16_t port = free_loopback_port();
+  if (port == 0) {
+    print_error("demo", "cannot find a free loopback port");
+    return 1;
+  }
   const std::string to = fmt::format("tcp:127.0.0.1:{}", port);
   const std::string cmdline =
       o.cmdline.empty() ? fmt::format("wss={} rate={} duration={} fill=full pattern=random",
