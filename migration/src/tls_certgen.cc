@@ -2,7 +2,9 @@
 // certificates in Cloud Hypervisor's --tls-dir layout. Used by `ferry tls gen` and tests.
 #include <openssl/x509v3.h>
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -53,13 +55,29 @@ Result<void, TlsError> write_file(const std::filesystem::path& path, const std::
     return fail(gen_error(path.parent_path().string(), ec.message()));
   }
   std::filesystem::remove(path, ec);
-  {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out) {
-      return fail(gen_error(path.string(), std::strerror(errno)));
-    }
+  // Created with its final mode (O_EXCL after the remove): a private key is never readable
+  // by others, not even between the write and a chmod.
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) {
+    return fail(gen_error(path.string(), std::strerror(errno)));
   }
+  std::size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      int err = errno;
+      ::close(fd);
+      return fail(gen_error(path.string(), std::strerror(err)));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::close(fd) != 0) {
+    return fail(gen_error(path.string(), std::strerror(errno)));
+  }
+  // The umask may have narrowed `mode` (a certificate should stay world-readable).
   if (::chmod(path.c_str(), mode) != 0) {
     return fail(gen_error(path.string(), std::strerror(errno)));
   }
