@@ -51,7 +51,10 @@ TelemetryResult<std::vector<CpuFreqStats>> read_cpu_freq(const std::string& root
   for (uint32_t id : ids) {
     CpuFreqStats s;
     s.cpu = id;
-    const std::string base = std::string(kCpuDir) + "/cpu" + std::to_string(id);
+    // Appended piecewise: GCC 12 warns falsely (array-bounds) on string(const char*) + "...".
+    std::string base(kCpuDir);
+    base += "/cpu";
+    base += std::to_string(id);
     const std::pair<std::optional<uint64_t>*, const char*> fields[] = {
         {&s.cur_khz, "/cpufreq/scaling_cur_freq"},
         {&s.max_khz, "/cpufreq/cpuinfo_max_freq"},

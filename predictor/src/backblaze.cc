@@ -312,7 +312,7 @@ std::string resolve_backblaze_dir(const std::optional<std::string>& explicit_dir
     roots.push_back(std::string(src) + "/../shared/data");
   }
 #ifdef FERRY_PREDICTOR_SOURCE_ROOT
-  roots.emplace_back(std::string(FERRY_PREDICTOR_SOURCE_ROOT) + "/../shared/data");
+  roots.emplace_back(FERRY_PREDICTOR_SOURCE_ROOT "/../shared/data");
 #endif
   roots.emplace_back("../shared/data");
   for (const auto& root : roots) {

@@ -76,7 +76,8 @@ class EtcdTest : public ::testing::Test {
 
 TEST_F(EtcdTest, KeysRoundTripIncludingBinaryBytes) {
   EtcdClient etcd(endpoint_);
-  const std::string value("bin\0\xff\x01 value", 14);
+  constexpr char kBytes[] = "bin\0\xff\x01 value";  // an embedded NUL and a non-UTF-8 byte
+  const std::string value(kBytes, sizeof kBytes - 1);
   ASSERT_TRUE(etcd.put("/t/a", value));
   ASSERT_TRUE(etcd.put("/t/b", "2"));
   ASSERT_TRUE(etcd.put("/u/c", "3"));

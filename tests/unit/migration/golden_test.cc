@@ -114,7 +114,7 @@ TEST(Golden, EncoderMatchesCommittedBytes) {
 
 TEST(Golden, HelloFixtureLayout) {
   // Spot-check the documented layout (docs/wire-format.md) on the committed bytes.
-  std::ifstream in(std::string(FERRY_GOLDEN_DIR) + "/hello.bin", std::ios::binary);
+  std::ifstream in(FERRY_GOLDEN_DIR "/hello.bin", std::ios::binary);
   ASSERT_TRUE(in);
   std::vector<uint8_t> b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   ASSERT_GE(b.size(), 24u);
