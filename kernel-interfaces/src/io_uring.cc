@@ -4,6 +4,8 @@
 #include <cerrno>
 #include <ctime>
 
+#include "ferry/kernel-interfaces/sanitizers.h"
+
 namespace ferry::kernel {
 
 namespace {
@@ -37,7 +39,7 @@ const char* missing_text(int opcode) {
   return "io_uring probe: an opcode unknown to liburing is not supported by this kernel";
 }
 
-#if defined(__SANITIZE_THREAD__)
+#if defined(FERRY_UNDER_TSAN)
 extern "C" void __tsan_acquire(void* addr);
 extern "C" void __tsan_release(void* addr);
 // liburing maps the rings with raw syscalls that ThreadSanitizer does not intercept, so a

@@ -7,12 +7,13 @@
 #include <cstdio>
 
 #include "ferry/migration/page_codec.h"
+#include "ferry/kernel-interfaces/sanitizers.h"
 #include "harness.h"
 
 namespace ferry::testing {
 namespace {
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#if defined(FERRY_UNDER_TSAN) || defined(FERRY_UNDER_ASAN)
 constexpr bool kSanitized = true;
 #else
 constexpr bool kSanitized = false;

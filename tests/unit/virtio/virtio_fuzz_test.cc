@@ -7,6 +7,7 @@
 #include <random>
 
 #include "virtio_harness.h"
+#include "ferry/kernel-interfaces/sanitizers.h"
 
 namespace ferry::vmm::test {
 namespace {
@@ -144,7 +145,7 @@ void run_hostile_guest(uint32_t seed) {
 }
 
 TEST(VirtioFuzz, HostileGuestNeverBreaksTheVmm) {
-#if defined(__SANITIZE_THREAD__)
+#if defined(FERRY_UNDER_TSAN)
   // The hostile guest rewrites rings and headers while the device reads them, by design
   // (a real guest's vCPU does the same, unseen by TSan); every such access is reported.
   GTEST_SKIP() << "races with the device on guest RAM on purpose; run it under ASan";
