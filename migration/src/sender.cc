@@ -55,7 +55,7 @@ Status Sender::submit(size_t channel, SendJob job) {
   return {};
 }
 
-Status Sender::send_control(RecordType type, std::vector<uint8_t> payload) {
+Status Sender::send_control(RecordType type, std::span<const uint8_t> payload) {
   SendJob job;
   job.kind = SendJob::Kind::Control;
   job.frame = frame_record(type, payload);

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -54,7 +55,7 @@ class Sender {
   Status wait_barrier();
   Status check_health();
   Status submit(size_t channel, SendJob job);
-  Status send_control(RecordType type, std::vector<uint8_t> payload);
+  Status send_control(RecordType type, std::span<const uint8_t> payload);
   Result<RawRecord, MigrationError> read_reply(const char* waiting_for);
   MigrationError recover(MigrationError error);
   void enter_phase(MigrationPhase phase);

@@ -144,6 +144,7 @@ Status Sender::brownout() {
     in.dirty_rate_bytes_per_s = rr.dirty_rate_pages_per_s * kPageSize;
     in.downtime_budget = opt_.downtime_target;
     in.risk_score = opt_.risk_score;
+    // cppcheck-suppress danglingTempReference ; decide() returns by value (cppcheck 2.10 misreads the virtual call)
     ConvergenceDecision d = policy.decide(in);
     report_.decisions.push_back(d);
     if (d.throttle_percent != throttle_) {

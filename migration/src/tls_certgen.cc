@@ -171,8 +171,10 @@ Result<Ca, TlsError> load_or_create_ca(const std::filesystem::path& dir) {
     if (!cert_pem || !key_pem) {
       return fail(!cert_pem ? cert_pem.error() : key_pem.error());
     }
-    BioPtr cb(BIO_new_mem_buf(cert_pem->data(), static_cast<int>(cert_pem->size())));
-    BioPtr kb(BIO_new_mem_buf(key_pem->data(), static_cast<int>(key_pem->size())));
+    const std::string& cert_text = *cert_pem;
+    const std::string& key_text = *key_pem;
+    BioPtr cb(BIO_new_mem_buf(cert_text.data(), static_cast<int>(cert_text.size())));
+    BioPtr kb(BIO_new_mem_buf(key_text.data(), static_cast<int>(key_text.size())));
     Ca ca{X509Ptr(PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr)),
           PkeyPtr(PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr))};
     if (!ca.cert || !ca.key) {

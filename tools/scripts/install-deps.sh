@@ -8,6 +8,8 @@ packages=(
   linux-libc-dev liburing-dev libexpected-dev libzstd-dev libxxhash-dev libssl-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev nlohmann-json3-dev libcli11-dev
   libxgboost-dev zlib1g-dev
+  # Static checks (tools/scripts/lint.sh; .ci/run runs cppcheck).
+  cppcheck clang-tidy
   # The fleet: etcd (tests start their own), network namespaces for the end-to-end test.
   etcd-server iproute2
   # Linux guest preparation (tests/linux): kernel and busybox unpacking.
