@@ -46,9 +46,12 @@ struct Result {
 };
 
 pid_t spawn(const std::vector<std::string>& argv, const std::string& log) {
+  // Truncated here, before the fork: truncating in the child raced with wait_for(), which
+  // could still read the previous run's "FERRY-GUEST running" and start the migration
+  // while the guest was filling its working set (sending half of it as zero pages).
+  int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   pid_t pid = fork();
   if (pid == 0) {
-    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, STDOUT_FILENO);
     dup2(fd, STDERR_FILENO);
     int null = open("/dev/null", O_RDONLY);
@@ -61,6 +64,7 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& log) {
     execvp(args[0], args.data());
     _exit(127);
   }
+  close(fd);
   return pid;
 }
 
