@@ -10,6 +10,25 @@ namespace ferry::migration::detail {
 
 namespace {
 constexpr size_t kMaxRun = 256;  // pages per mincore call
+#ifndef MADV_POPULATE_WRITE
+constexpr int MADV_POPULATE_WRITE = 23;  // Linux 5.14 uapi value, for older libc headers
+#endif
+
+// Asked once, on a scratch page: a failure on guest memory (unaligned test buffers, odd
+// mappings) must not turn the advice off for everyone.
+bool kernel_can_populate() {
+  static const bool supported = [] {
+    const size_t len = kPageSize;
+    void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      return false;
+    }
+    const bool ok = madvise(p, len, MADV_POPULATE_WRITE) == 0;
+    munmap(p, len);
+    return ok;
+  }();
+  return supported;
+}
 }  // namespace
 
 bool absent_means_zero() {
@@ -36,6 +55,25 @@ void find_absent(const GuestPages& pages, std::span<const uint64_t> indices,
         absent[i + k] = (vec[k] & 1) == 0 ? 1 : 0;
       }
     }
+    i += n;
+  }
+}
+
+void populate_for_write(const GuestPages& pages, uint64_t first, uint64_t count) {
+  if (!kernel_can_populate()) {
+    return;
+  }
+  uint64_t i = 0;
+  while (i < count) {
+    uint8_t* start = pages.page(first + i).data();
+    uint64_t n = 1;
+    while (i + n < count && pages.page(first + i + n).data() == start + n * kPageSize) {
+      ++n;
+    }
+    // SAFETY: [start, start + n pages) lies inside guest RAM's writable mapping; the call
+    // only faults the pages in, as the writes that follow would.
+    // A failure (memory that cannot be populated) only means the writes fault as usual.
+    (void)madvise(start, n * kPageSize, MADV_POPULATE_WRITE);
     i += n;
   }
 }

@@ -22,4 +22,11 @@ bool absent_means_zero();
 void find_absent(const GuestPages& pages, std::span<const uint64_t> indices,
                  std::span<uint8_t> absent);
 
+/// Allocates and maps pages first..first+count-1 ahead of writing them: one
+/// MADV_POPULATE_WRITE call per host-contiguous run instead of one page fault per page.
+/// On the destination a page fault costs more than the copy that triggers it (a trap,
+/// shmem allocation and clearing; profiled 2026-11-26: ~27% of the receiver's CPU in a
+/// bulk round). Best effort: on a kernel without it (< 5.14) the writes fault as before.
+void populate_for_write(const GuestPages& pages, uint64_t first, uint64_t count);
+
 }  // namespace ferry::migration::detail

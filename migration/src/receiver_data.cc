@@ -28,6 +28,9 @@ Status Receiver::apply_pages(std::span<const uint8_t> payload, BlockDecoder& dec
   }
   pages += header->count;
   size_t pos = r.position();
+  if (header->round == 0) {
+    prefault_data_pages(payload.subspan(pos), header->count);
+  }
   for (uint32_t i = 0; i < header->count; ++i) {
     ByteReader er(payload.subspan(pos));
     auto e = decode_page_entry(er);
@@ -81,6 +84,40 @@ Status Receiver::apply_pages(std::span<const uint8_t> payload, BlockDecoder& dec
     return fail(proto(fmt::format("PageBatch has {} trailing bytes", payload.size() - pos)));
   }
   return {};
+}
+
+void Receiver::prefault_data_pages(std::span<const uint8_t> entries, uint32_t count) const {
+  // Round 0 writes most pages for the first time: fault in each run of consecutive pages
+  // that carry data in one call. Zero pages are left out (holes stay holes). Malformed
+  // entries stop the scan; apply_pages reports them.
+  uint64_t run_first = 0;
+  uint64_t run_count = 0;
+  size_t pos = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    ByteReader er(entries.subspan(pos));
+    auto e = decode_page_entry(er);
+    if (!e || entries.size() - pos - kPageEntrySize < e->payload_length) {
+      break;
+    }
+    pos += kPageEntrySize + e->payload_length;
+    auto idx = pages_.index_of(e->gpa);
+    const auto codec = static_cast<PageCodec>(e->codec);
+    if (!idx || (codec != PageCodec::Raw && codec != PageCodec::Zstd)) {
+      continue;
+    }
+    if (run_count > 0 && *idx == run_first + run_count) {
+      ++run_count;
+      continue;
+    }
+    if (run_count > 0) {
+      populate_for_write(pages_, run_first, run_count);
+    }
+    run_first = *idx;
+    run_count = 1;
+  }
+  if (run_count > 0) {
+    populate_for_write(pages_, run_first, run_count);
+  }
 }
 
 bool Receiver::is_hole(uint64_t index, uint64_t hash, HoleWindow& holes) const {

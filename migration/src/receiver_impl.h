@@ -62,6 +62,7 @@ class Receiver {
                      HoleWindow& holes);
   /// A round-0 Zero page that no physical page backs yet (and so already reads as zero).
   bool is_hole(uint64_t index, uint64_t hash, HoleWindow& holes) const;
+  void prefault_data_pages(std::span<const uint8_t> entries, uint32_t count) const;
   Status apply_disk(std::span<const uint8_t> payload, BlockDecoder& decoder);
   Status check_done(const ChannelDone& done, uint32_t channel);
   void data_channel(uint32_t index);

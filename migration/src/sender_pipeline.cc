@@ -150,11 +150,9 @@ ChannelPipeline::Frame ChannelPipeline::encode_pages(const SendJob& job) {
   std::vector<uint8_t> payload, entry;
   entry.reserve(kPageEntrySize);
   payload.reserve(kWirePageSize + 64);
-  // Incompressible content (the last tried batch hardly shrank): store raw for a while
-  // instead of paying zstd for nothing, then try again (the content may change).
-  const bool probe = skip_zstd_batches_ == 0;
-  const int level = probe ? level_.level() : 0;
-  skip_zstd_batches_ -= probe ? 0 : 1;
+  // Incompressible content: store raw for a while instead of paying zstd for nothing,
+  // then try again (the content may change). compression_backoff.h says how long.
+  const int level = zstd_backoff_.probe() ? level_.level() : 0;
   uint32_t tried = 0, shrank = 0;
   // Round 0 meets every page; holes (never-written guest RAM) go out as Zero without
   // being read, which would allocate them (absent_pages.h). A guest write after the
@@ -217,8 +215,8 @@ ChannelPipeline::Frame ChannelPipeline::encode_pages(const SendJob& job) {
         break;
     }
   }
-  if (level > 0 && tried >= 16 && shrank * 8 < tried) {
-    skip_zstd_batches_ = kSkipZstdBatches;
+  if (level > 0) {
+    zstd_backoff_.record(tried, shrank);
   }
   shared_.stats.guest_bytes += job.pages.size() * kWirePageSize;
   write_frame_header(f.bytes, RecordType::PageBatch);

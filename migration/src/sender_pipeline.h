@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "bounded_queue.h"
+#include "compression_backoff.h"
 #include "ferry/migration/byte_stream.h"
 #include "ferry/migration/dirty_set.h"
 #include "ferry/migration/migration_error.h"
@@ -131,9 +132,7 @@ class ChannelPipeline {
   std::atomic<bool> encoding_{false};
   std::atomic<uint64_t> starved_{0};
   std::atomic<bool> in_write_{false};
-  // Batches stored raw after a batch where fewer than 1 in 8 pages shrank with zstd.
-  static constexpr uint32_t kSkipZstdBatches = 16;
-  uint32_t skip_zstd_batches_ = 0;  // encoder thread only
+  detail::CompressionBackoff zstd_backoff_;  // encoder thread only
   uint64_t data_records_ = 0;       // encoder thread only
   uint64_t pages_sent_ = 0;
   std::thread encoder_thread_;
