@@ -18,6 +18,15 @@ const char* action_name(ConvergenceAction action) {
   return "invalid";
 }
 
+double data_bandwidth_bytes_per_s(uint64_t data_bytes, uint64_t duration_ns,
+                                  double all_bytes_per_s) {
+  constexpr uint64_t kMinDataBytes = 1 << 20;
+  if (data_bytes < kMinDataBytes || duration_ns == 0) {
+    return all_bytes_per_s;
+  }
+  return static_cast<double>(data_bytes) * 1e9 / static_cast<double>(duration_ns);
+}
+
 ConvergenceDecision DefaultConvergencePolicy::decide(const ConvergenceInput& in) {
   constexpr size_t kTop = std::size(kLadder) - 1;
   ConvergenceDecision d;

@@ -140,7 +140,9 @@ Status Sender::brownout() {
     in.iteration = round + 1;
     in.dirty_pages = dirty_pages;
     in.remaining_bytes = dirty_pages * kPageSize + dirty_disk;
-    in.bandwidth_bytes_per_s = rr.throughput_bytes_per_s;
+    const uint64_t data_pages = rr.codecs.raw + rr.codecs.zstd + rr.codecs.same;
+    in.bandwidth_bytes_per_s = data_bandwidth_bytes_per_s(
+        data_pages * kPageSize + rr.disk_bytes_sent, rr.duration_ns, rr.throughput_bytes_per_s);
     in.dirty_rate_bytes_per_s = rr.dirty_rate_pages_per_s * kPageSize;
     in.downtime_budget = opt_.downtime_target;
     in.risk_score = opt_.risk_score;

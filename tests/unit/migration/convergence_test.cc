@@ -85,3 +85,30 @@ TEST(Convergence, HighRiskEscalatesFaster) {
 
 }  // namespace
 }  // namespace ferry::migration
+
+namespace ferry::migration {
+namespace {
+
+TEST(DataBandwidth, CountsOnlyTheBytesThatCarriedData) {
+  // 256 MiB of data and 768 MiB of zero pages in 0.4 s: the round's guest rate is
+  // 2.5 GiB/s, but the data went at 640 MiB/s, and the next round is all data.
+  const double all = 1024.0 * 1048576 / 0.4;
+  const double data = data_bandwidth_bytes_per_s(256ull << 20, 400'000'000, all);
+  EXPECT_DOUBLE_EQ(data, 256.0 * 1048576 / 0.4);
+  // 20 MiB left: predicted 7.8 ms at the guest rate, 31 ms at the data rate.
+  DefaultConvergencePolicy policy;
+  ConvergenceInput in;
+  in.iteration = 1;
+  in.remaining_bytes = 20ull << 20;
+  in.bandwidth_bytes_per_s = data;
+  in.downtime_budget = std::chrono::milliseconds(10);
+  EXPECT_EQ(policy.decide(in).action, ConvergenceAction::Continue);
+}
+
+TEST(DataBandwidth, FallsBackWhenTooLittleDataMoved) {
+  EXPECT_DOUBLE_EQ(data_bandwidth_bytes_per_s(4096 * 3, 200'000'000, 5e9), 5e9);
+  EXPECT_DOUBLE_EQ(data_bandwidth_bytes_per_s(64ull << 20, 0, 5e9), 5e9);
+}
+
+}  // namespace
+}  // namespace ferry::migration
