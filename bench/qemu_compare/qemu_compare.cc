@@ -193,7 +193,17 @@ struct Run {
   bool tls = false;
   std::vector<std::string> ferry_args;  // extra `ferry migrate` options
   int qemu_timeout_s = 40;
+  bool pin = false;  // source VMM on CPU 0, destination VMM on CPU 1 (--pin)
 };
+
+// With --pin, runs the VMM under `taskset` (which execs it: the pid stays the VMM's) so
+// the two sides never share a core, as on two hosts. Same for Ferry and QEMU.
+std::vector<std::string> on_cpu(const Run& run, const char* cpu, std::vector<std::string> argv) {
+  if (run.pin) {
+    argv.insert(argv.begin(), {"taskset", "-c", cpu});
+  }
+  return argv;
+}
 
 double median(std::vector<double> v) {
   if (v.empty()) {
@@ -224,11 +234,12 @@ Result run_ferry(const Scenario& s, const Run& run) {
   }
   mig_args.insert(mig_args.end(), run.ferry_args.begin(), run.ferry_args.end());
   std::filesystem::remove(dir + "/ferry-report.json");
-  pid_t dst = spawn(dst_args, dir + "/ferry-dst.log");
-  pid_t src = spawn(
-      {FERRY_BINARY, "run", "--kernel", FERRY_TEST_GUEST, "--mem", fmt::format("{}M", run.mem_mib),
-       "--control", dir + "/ferry-src.sock", "--cmdline", s.cmdline},
-      dir + "/ferry-src.log");
+  pid_t dst = spawn(on_cpu(run, "1", dst_args), dir + "/ferry-dst.log");
+  pid_t src = spawn(on_cpu(run, "0",
+                           {FERRY_BINARY, "run", "--kernel", FERRY_TEST_GUEST, "--mem",
+                            fmt::format("{}M", run.mem_mib), "--control",
+                            dir + "/ferry-src.sock", "--cmdline", s.cmdline}),
+                    dir + "/ferry-src.log");
   if (!wait_for(dir + "/ferry-src.log", "FERRY-GUEST running", 120)) {
     r.note = "guest did not start";
   } else {
@@ -326,8 +337,8 @@ Result run_qemu(const Scenario& s, const Run& run, bool multifd) {
   Result r;
   const std::string& dir = run.dir;
   const uint16_t port = free_port();
-  pid_t src = spawn(qemu_args(s, run, "src"), dir + "/qemu-src.out");
-  pid_t dst = spawn(qemu_args(s, run, "dst"), dir + "/qemu-dst.out");
+  pid_t src = spawn(on_cpu(run, "0", qemu_args(s, run, "src")), dir + "/qemu-src.out");
+  pid_t dst = spawn(on_cpu(run, "1", qemu_args(s, run, "dst")), dir + "/qemu-dst.out");
   {
     Qmp sq(dir + "/qemu-src.qmp"), dq(dir + "/qemu-dst.qmp");
     if (!sq.ok() || !dq.ok() || !wait_for(dir + "/qemu-src.log", "FERRY-GUEST running", 120)) {
@@ -539,10 +550,14 @@ int main(int argc, char** argv) {
   std::string only;
   std::vector<std::string> ferry_args;
   bool no_tls = false;
+  bool pin = false;
   app.add_option("mem_mib", mem_mib, "Guest memory in MiB (default 1024)");
   app.add_option("--repeat", repeat, "Ferry runs of the blackout-target scenario (median)");
   app.add_option("--only", only, "Run only scenarios whose name contains this");
   app.add_flag("--no-tls", no_tls, "Skip the TLS rows");
+  app.add_flag("--pin", pin,
+               "Source VMMs on CPU 0, destinations on CPU 1 (taskset), for Ferry and QEMU alike: "
+               "on one 2-core host the scheduler otherwise sometimes puts both sides on one core");
   app.add_option("--ferry-arg", ferry_args, "Extra `ferry migrate` option (repeatable)")
       ->allow_extra_args(false);
   CLI11_PARSE(app, argc, argv);
@@ -555,6 +570,11 @@ int main(int argc, char** argv) {
   run.dir = mkdtemp(tmpl);
   run.mem_mib = mem_mib;
   run.ferry_args = ferry_args;
+  run.pin = pin;
+  if (pin && std::thread::hardware_concurrency() < 2) {
+    fmt::print("--pin needs two CPUs\n");
+    return 1;
+  }
   if (!no_tls && !prepare_tls(run.dir)) {
     fmt::print("`ferry tls gen` failed; see {}\n", run.dir);
     return 1;
@@ -568,8 +588,9 @@ int main(int argc, char** argv) {
        fmt::format("wss={} rate=1 fill=full pattern=random duration=0", random_wss), true},
   };
   const Limits lim = measure_limits();
-  fmt::print("guest memory {} MiB, loopback, {} CPUs, logs in {}\nferry migrate extra args: {}\n",
-             mem_mib, std::thread::hardware_concurrency(), run.dir,
+  fmt::print("guest memory {} MiB, loopback, {} CPUs{}, logs in {}\nferry migrate extra args: {}\n",
+             mem_mib, std::thread::hardware_concurrency(),
+             pin ? " (pinned: sources on CPU 0, destinations on CPU 1)" : "", run.dir,
              ferry_args.empty() ? "(defaults)" : fmt::format("{}", fmt::join(ferry_args, " ")));
   fmt::print(
       "machine limits (median of 3): memcpy {:.2f} GB/s, loopback TCP 1 stream {:.2f} GB/s\n",
