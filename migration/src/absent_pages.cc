@@ -13,22 +13,6 @@ constexpr size_t kMaxRun = 256;  // pages per mincore call
 #ifndef MADV_POPULATE_WRITE
 constexpr int MADV_POPULATE_WRITE = 23;  // Linux 5.14 uapi value, for older libc headers
 #endif
-
-// Asked once, on a scratch page: a failure on guest memory (unaligned test buffers, odd
-// mappings) must not turn the advice off for everyone.
-bool kernel_can_populate() {
-  static const bool supported = [] {
-    const size_t len = kPageSize;
-    void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-      return false;
-    }
-    const bool ok = madvise(p, len, MADV_POPULATE_WRITE) == 0;
-    munmap(p, len);
-    return ok;
-  }();
-  return supported;
-}
 }  // namespace
 
 bool absent_means_zero() {
@@ -57,6 +41,22 @@ void find_absent(const GuestPages& pages, std::span<const uint64_t> indices,
     }
     i += n;
   }
+}
+
+bool kernel_can_populate() {
+  // Asked once, on a scratch page: a failure on guest memory (unaligned test buffers, odd
+  // mappings) must not turn the advice off for everyone.
+  static const bool supported = [] {
+    const size_t len = kPageSize;
+    void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      return false;
+    }
+    const bool ok = madvise(p, len, MADV_POPULATE_WRITE) == 0;
+    munmap(p, len);
+    return ok;
+  }();
+  return supported;
 }
 
 void populate_for_write(const GuestPages& pages, uint64_t first, uint64_t count) {

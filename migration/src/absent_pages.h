@@ -22,6 +22,9 @@ bool absent_means_zero();
 void find_absent(const GuestPages& pages, std::span<const uint64_t> indices,
                  std::span<uint8_t> absent);
 
+/// True when this kernel has MADV_POPULATE_WRITE (Linux 5.14+); asked once.
+bool kernel_can_populate();
+
 /// Allocates and maps pages first..first+count-1 ahead of writing them: one
 /// MADV_POPULATE_WRITE call per host-contiguous run instead of one page fault per page.
 /// On the destination a page fault costs more than the copy that triggers it (a trap,

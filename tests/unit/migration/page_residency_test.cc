@@ -67,17 +67,9 @@ TEST(PopulateForWrite, MakesExactlyTheRequestedPagesResident) {
   void* mem = mmap(nullptr, kPages * kPageSize, PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   ASSERT_NE(mem, MAP_FAILED);
-  {
-    // Probe on a scratch mapping: MADV_POPULATE_WRITE needs Linux 5.14.
-    void* scratch = mmap(nullptr, kPageSize, PROT_READ | PROT_WRITE,
-                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    ASSERT_NE(scratch, MAP_FAILED);
-    const bool supported = madvise(scratch, kPageSize, 23 /* MADV_POPULATE_WRITE */) == 0;
-    munmap(scratch, kPageSize);
-    if (!supported) {
-      munmap(mem, kPages * kPageSize);
-      GTEST_SKIP() << "this kernel has no MADV_POPULATE_WRITE (Linux < 5.14)";
-    }
+  if (!kernel_can_populate()) {
+    munmap(mem, kPages * kPageSize);
+    GTEST_SKIP() << "this kernel has no MADV_POPULATE_WRITE (Linux < 5.14)";
   }
   GuestPages pages({RamRegion{0x100000, kPages * kPageSize, static_cast<uint8_t*>(mem)}});
   std::vector<uint64_t> all(kPages);
